@@ -1,0 +1,92 @@
+"""``MemoryConfig``: where a memory store lives and how it searches, dedups and promotes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class MemoryConfig(BaseModel):
+    """Settings of one memory store.
+
+    Everything of a store derives from ``db_path``: the SQLite file (source of truth, with its
+    FTS5 keyword index inside) and, beside it, the Chroma folder ``<db_path>-vectors/``
+    (as SQLite keeps ``<db_path>-wal``). ``db_path=":memory:"`` keeps everything in memory.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    db_path: str = "headroom_memory.db"
+    vector_path: str | None = None
+    """Chroma folder; default ``<db_path>-vectors``."""
+    collection_name: str = "headroom_memories"
+
+    chroma_host: str | None = None
+    """Use a Chroma server (``chroma run``) at this host instead of the embedded client."""
+    chroma_port: int = 8000
+    chroma_ssl: bool = False
+    chroma_headers: dict[str, str] | None = None
+
+    embedder: Any = None
+    """An ``Embedder``; default: the local ONNX MiniLM model through fastembed."""
+    embedding_model_path: str | None = None
+    """Folder holding a local ONNX embedding model (``model.onnx`` and tokenizer files)."""
+    on_embedder_mismatch: str = Field(default="error", pattern="^(error|reindex)$")
+    """What to do when the store was built with another embedder: ``error`` or ``reindex``."""
+
+    # search
+    rrf_k: int = Field(default=60, ge=1)
+    vector_weight: float = Field(default=1.0, ge=0.0)
+    text_weight: float = Field(default=1.0, ge=0.0)
+    importance_weight: float = Field(default=0.0, ge=0.0)
+    recency_weight: float = Field(default=0.0, ge=0.0)
+    recency_half_life_days: float = Field(default=30.0, gt=0.0)
+    candidate_multiplier: int = Field(default=4, ge=1)
+    min_candidates: int = Field(default=40, ge=1)
+    track_access: bool = True
+
+    # dedup
+    dedup: bool = True
+    dedup_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
+    """Cosine similarity at or above which a new memory counts as a twin of a current one."""
+    dedup_importance_boost: float = Field(default=0.05, ge=0.0, le=1.0)
+
+    # bubbling
+    bubbling: bool = True
+    bubble_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Importance at or above which a narrower-scope memory is promoted to user scope."""
+
+    # limits and caches
+    max_content_chars: int = Field(default=20_000, ge=1)
+    query_cache_size: int = Field(default=1024, ge=0)
+    busy_timeout_ms: int = Field(default=30_000, ge=0)
+    check_drift_on_open: bool = True
+    async_workers: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _paths(self) -> MemoryConfig:
+        if not self.db_path:
+            raise ValueError("db_path must not be empty")
+        return self
+
+    @property
+    def in_memory(self) -> bool:
+        """True when nothing is written to disk."""
+        return self.db_path == ":memory:"
+
+    def resolved_db_path(self) -> str:
+        """The SQLite path, user-expanded (``~``)."""
+        if self.in_memory:
+            return self.db_path
+        return str(Path(os.path.expanduser(self.db_path)))
+
+    def resolved_vector_path(self) -> str | None:
+        """The Chroma folder, or None when vectors stay in memory or on a server."""
+        if self.chroma_host is not None or self.in_memory:
+            return None
+        if self.vector_path:
+            return str(Path(os.path.expanduser(self.vector_path)))
+        return self.resolved_db_path() + "-vectors"

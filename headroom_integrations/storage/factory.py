@@ -1,0 +1,63 @@
+"""Builds the default components of a store from a ``MemoryConfig``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..core.config import MemoryConfig
+from .cache import LRUCache
+from .chroma_index import ChromaVectorIndex, make_chroma_client
+from .fts_index import FTS5TextIndex
+from .sqlite_db import SQLiteDatabase
+from .sqlite_store import SQLiteMemoryStore
+from .transcripts import SQLiteTranscriptStore
+
+
+def build_components(
+    config: MemoryConfig,
+    *,
+    store: Any = None,
+    vector_index: Any = None,
+    text_index: Any = None,
+    embedder: Any = None,
+    cache: Any = None,
+) -> dict[str, Any]:
+    """The store, indexes, embedder and cache for ``config``; given ones are kept."""
+    db = None
+    if store is None or text_index is None:
+        db = SQLiteDatabase(config.resolved_db_path(), busy_timeout_ms=config.busy_timeout_ms)
+    if store is None:
+        store = SQLiteMemoryStore(db)  # type: ignore[arg-type]
+    if text_index is None:
+        text_index = FTS5TextIndex(db)  # type: ignore[arg-type]
+    transcripts = SQLiteTranscriptStore(db) if db is not None else None
+    if vector_index is None:
+        client = make_chroma_client(
+            path=config.resolved_vector_path(),
+            host=config.chroma_host,
+            port=config.chroma_port,
+            ssl=config.chroma_ssl,
+            headers=config.chroma_headers,
+        )
+        name = config.collection_name
+        if config.in_memory and config.chroma_host is None:
+            # Ephemeral Chroma clients share one in-process system: keep stores apart.
+            name = f"{name}-{uuid.uuid4().hex[:12]}"
+        vector_index = ChromaVectorIndex(client, name)
+    if embedder is None:
+        embedder = config.embedder
+    if embedder is None:
+        from ..embedders.fastembed import default_embedder
+
+        embedder = default_embedder(config.embedding_model_path)
+    if cache is None:
+        cache = LRUCache(config.query_cache_size)
+    return {
+        "store": store,
+        "vector_index": vector_index,
+        "text_index": text_index,
+        "embedder": embedder,
+        "cache": cache,
+        "transcripts": transcripts,
+    }

@@ -1,0 +1,165 @@
+"""``FTS5TextIndex``: BM25 keyword search in an SQLite FTS5 table, scope-filtered.
+
+User text is never pasted into ``MATCH``: it is cut into word tokens, each quoted, joined
+with ``OR`` (see ``build_match_query``), so quotes, ``AND``/``NEAR``, ``*``, ``-``, ``:``,
+emoji and the empty string are all valid queries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ..core.ports import IndexedDoc, ScopeQuery
+from .sqlite_db import SQLiteDatabase
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_MAX_TERMS = 48
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves s t d ll m re ve""".split()
+)
+
+
+def query_terms(text: str) -> list[str]:
+    """The searchable words of ``text``: lowercased word tokens, stop words dropped
+    (unless nothing else is left), duplicates removed, at most 48."""
+    tokens = [t.lower() for t in _TOKEN.findall(text)]
+    kept = [t for t in tokens if t not in STOPWORDS] or tokens
+    return list(dict.fromkeys(kept))[:_MAX_TERMS]
+
+
+def build_match_query(text: str) -> str | None:
+    """An FTS5 ``MATCH`` expression for any user string, or None when it has no words."""
+    terms = query_terms(text)
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+class FTS5TextIndex:
+    """Keyword index in the store's SQLite file; implements the ``TextIndex`` port."""
+
+    def __init__(self, db: SQLiteDatabase, table: str = "memories_fts") -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
+            raise ValueError(f"invalid FTS table name {table!r}")
+        self.db = db
+        self.table = table
+        self.map_table = f"{table}_ids"
+        with db.transaction() as conn:
+            conn.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5("
+                "content, user_id UNINDEXED, session_id UNINDEXED, agent_id UNINDEXED, "
+                "turn_id UNINDEXED, category UNINDEXED, is_current UNINDEXED, "
+                "tokenize = 'porter unicode61 remove_diacritics 2')"
+            )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.map_table} "
+                "(fts_rowid INTEGER PRIMARY KEY, memory_id TEXT UNIQUE NOT NULL)"
+            )
+
+    def _rowid(self, conn: Any, memory_id: str, create: bool) -> int | None:
+        row = conn.execute(
+            f"SELECT fts_rowid FROM {self.map_table} WHERE memory_id = ?", (memory_id,)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            return None
+        return int(
+            conn.execute(
+                f"INSERT INTO {self.map_table}(memory_id) VALUES (?)", (memory_id,)
+            ).lastrowid
+        )
+
+    def upsert(self, docs: Sequence[IndexedDoc]) -> None:
+        with self.db.transaction() as conn:
+            for doc in docs:
+                rowid = self._rowid(conn, doc.id, create=True)
+                conn.execute(f"DELETE FROM {self.table} WHERE rowid = ?", (rowid,))
+                conn.execute(
+                    f"INSERT INTO {self.table}(rowid, content, user_id, session_id, agent_id, "
+                    "turn_id, category, is_current) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        rowid,
+                        doc.content,
+                        doc.user_id,
+                        doc.session_id or "",
+                        doc.agent_id or "",
+                        doc.turn_id or "",
+                        doc.category,
+                        1 if doc.is_current else 0,
+                    ),
+                )
+
+    def set_current(self, memory_ids: Sequence[str], is_current: bool) -> None:
+        with self.db.transaction() as conn:
+            for memory_id in memory_ids:
+                rowid = self._rowid(conn, memory_id, create=False)
+                if rowid is not None:
+                    conn.execute(
+                        f"UPDATE {self.table} SET is_current = ? WHERE rowid = ?",
+                        (1 if is_current else 0, rowid),
+                    )
+
+    def delete(self, memory_ids: Sequence[str]) -> None:
+        with self.db.transaction() as conn:
+            for memory_id in memory_ids:
+                rowid = self._rowid(conn, memory_id, create=False)
+                if rowid is not None:
+                    conn.execute(f"DELETE FROM {self.table} WHERE rowid = ?", (rowid,))
+                    conn.execute(f"DELETE FROM {self.map_table} WHERE fts_rowid = ?", (rowid,))
+
+    def search(
+        self, query: str, k: int, scope: ScopeQuery, categories: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        match = build_match_query(query)
+        if match is None or k <= 0:
+            return []
+        clauses = ["f.user_id = ?"]
+        params: list[Any] = [match, scope.user_id]
+        if not scope.include_superseded:
+            clauses.append("f.is_current = 1")
+        if not scope.all_scopes:
+            for column, value in (
+                ("session_id", scope.session_id),
+                ("agent_id", scope.agent_id),
+                ("turn_id", scope.turn_id),
+            ):
+                if value is None:
+                    clauses.append(f"f.{column} = ''")
+                else:
+                    clauses.append(f"f.{column} IN ('', ?)")
+                    params.append(value)
+        if categories:
+            clauses.append(f"f.category IN ({', '.join('?' for _ in categories)})")
+            params.extend(categories)
+        sql = (
+            f"SELECT m.memory_id, bm25({self.table}) AS score FROM {self.table} AS f "
+            f"JOIN {self.map_table} AS m ON m.fts_rowid = f.rowid "
+            f"WHERE {self.table} MATCH ? AND {' AND '.join(clauses)} ORDER BY score LIMIT ?"
+        )
+        params.append(k)
+        rows = self.db.fetchall(sql, params)
+        # bm25() is lower-is-better and negative; report relevance as a positive number.
+        return [(r[0], -float(r[1])) for r in rows]
+
+    def count(self) -> int:
+        row = self.db.fetchone(f"SELECT count(*) FROM {self.map_table}")
+        return int(row[0]) if row else 0
+
+    def all_ids(self) -> set[str]:
+        return {r[0] for r in self.db.fetchall(f"SELECT memory_id FROM {self.map_table}")}
+
+    def reset(self) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(f"DELETE FROM {self.table}")
+            conn.execute(f"DELETE FROM {self.map_table}")

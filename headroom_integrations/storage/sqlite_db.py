@@ -1,0 +1,127 @@
+"""One SQLite connection shared by the store, the FTS5 index and the transcripts.
+
+WAL journal, a busy timeout (so another process's write waits instead of raising
+"database is locked"), and a re-entrant lock so one connection serves many threads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..core.errors import StoreCorruptedError
+
+_RETRYABLE = ("database is locked", "database is busy", "database table is locked")
+
+
+class SQLiteDatabase:
+    """A thread-safe SQLite connection with atomic, retrying transactions."""
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 30_000) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self._depth = 0
+        try:
+            self.conn = sqlite3.connect(
+                path,
+                timeout=busy_timeout_ms / 1000,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+            )
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if path != ":memory:":
+                self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            # Touch the schema so a file that is not a database fails here, clearly.
+            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorruptedError(
+                f"{path} is not a readable SQLite database ({exc}); "
+                "restore it from a backup or an export, or point db_path elsewhere"
+            ) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block atomically: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error.
+
+        Nested use joins the outer transaction.
+        """
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self._begin()
+            self._depth = 1
+            try:
+                yield self.conn
+            except BaseException:
+                self._depth = 0
+                self.conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._commit()
+
+    def _begin(self) -> None:
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        delay = 0.005
+        while True:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+
+    def _commit(self) -> None:
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        delay = 0.005
+        while True:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+
+    def execute(self, sql: str, params: tuple | list | dict = ()) -> sqlite3.Cursor:
+        """Run one statement under the lock (autocommit outside a transaction)."""
+        with self.lock:
+            return self.conn.execute(sql, params)
+
+    def fetchall(self, sql: str, params: tuple | list | dict = ()) -> list[tuple]:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def fetchone(self, sql: str, params: tuple | list | dict = ()) -> tuple | None:
+        with self.lock:
+            row: tuple | None = self.conn.execute(sql, params).fetchone()
+            return row
+
+    def close(self) -> None:
+        with self.lock:
+            try:
+                self.conn.close()
+            except sqlite3.Error:
+                pass
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in _RETRYABLE)

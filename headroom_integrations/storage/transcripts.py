@@ -1,0 +1,78 @@
+"""``SQLiteTranscriptStore``: the ordered message transcript of each (user, session).
+
+Adapters (LangChain chat history, LlamaIndex memory) keep the exact messages of a
+conversation here, in the same SQLite file as the memories; each message is an opaque
+JSON payload the adapter serialises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..core.models import utcnow
+from .sqlite_db import SQLiteDatabase
+
+
+class SQLiteTranscriptStore:
+    """Append-only message lists keyed by (user_id, session_id)."""
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self.db = db
+        with db.transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS transcripts ("
+                "seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, "
+                "session_id TEXT NOT NULL, payload TEXT NOT NULL, created_at TEXT NOT NULL)"
+            )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS idx_transcripts_session "
+                "ON transcripts(user_id, session_id, seq)"
+            )
+
+    def append(self, user_id: str, session_id: str, payloads: Sequence[str]) -> None:
+        """Append messages (already serialised) in order, atomically."""
+        if not payloads:
+            return
+        now = utcnow().isoformat(timespec="microseconds")
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO transcripts(user_id, session_id, payload, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(user_id, session_id, p, now) for p in payloads],
+            )
+
+    def get(self, user_id: str, session_id: str, limit: int | None = None) -> list[str]:
+        """The payloads in the order they were appended (the last ``limit`` when given)."""
+        if limit is None:
+            rows = self.db.fetchall(
+                "SELECT payload FROM transcripts WHERE user_id = ? AND session_id = ? "
+                "ORDER BY seq",
+                (user_id, session_id),
+            )
+            return [r[0] for r in rows]
+        rows = self.db.fetchall(
+            "SELECT payload FROM transcripts WHERE user_id = ? AND session_id = ? "
+            "ORDER BY seq DESC LIMIT ?",
+            (user_id, session_id, limit),
+        )
+        return [r[0] for r in reversed(rows)]
+
+    def clear(self, user_id: str, session_id: str | None = None) -> int:
+        """Delete one session's transcript, or all of a user's when ``session_id`` is None."""
+        with self.db.transaction() as conn:
+            if session_id is None:
+                cur = conn.execute("DELETE FROM transcripts WHERE user_id = ?", (user_id,))
+            else:
+                cur = conn.execute(
+                    "DELETE FROM transcripts WHERE user_id = ? AND session_id = ?",
+                    (user_id, session_id),
+                )
+            return int(cur.rowcount)
+
+    def sessions(self, user_id: str) -> list[str]:
+        """The session ids that have a transcript for this user."""
+        rows = self.db.fetchall(
+            "SELECT DISTINCT session_id FROM transcripts WHERE user_id = ? ORDER BY session_id",
+            (user_id,),
+        )
+        return [r[0] for r in rows]
