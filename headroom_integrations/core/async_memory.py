@@ -41,6 +41,7 @@ class HierarchicalMemory:
 
     def __init__(self, engine: SyncHierarchicalMemory) -> None:
         self.sync = engine
+        engine._aio = self
         self._executor = ThreadPoolExecutor(
             max_workers=engine.config.async_workers, thread_name_prefix="headroom-memory"
         )
@@ -84,8 +85,8 @@ class HierarchicalMemory:
 
     @classmethod
     def from_sync(cls, engine: SyncHierarchicalMemory) -> HierarchicalMemory:
-        """The async API over an already open synchronous engine."""
-        return cls(engine)
+        """The async API over an already open synchronous engine (same as ``engine.aio``)."""
+        return engine.aio
 
     async def close(self) -> None:
         """Wait for running work, then close the store."""

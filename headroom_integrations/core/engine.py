@@ -11,10 +11,10 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config import MemoryConfig
 from .errors import (
@@ -37,6 +37,9 @@ from .models import (
 from .ports import Embedder, IndexedDoc, MemoryCache, ScopeQuery, TextIndex, Vector, VectorIndex
 from .ranking import Candidate, FusionWeights, recency_factor, rrf_score
 from .validation import check_id, check_importance, check_text, check_top_k
+
+if TYPE_CHECKING:
+    from .async_memory import HierarchicalMemory
 
 logger = logging.getLogger("headroom_integrations")
 
@@ -112,6 +115,7 @@ class SyncHierarchicalMemory:
         self.transcripts = transcripts
         self._write_lock = threading.RLock()
         self._closed = False
+        self._aio: HierarchicalMemory | None = None
         self.weights = FusionWeights(
             rrf_k=config.rrf_k,
             vector=config.vector_weight,
@@ -170,11 +174,24 @@ class SyncHierarchicalMemory:
                 engine.repair(report)
         return engine
 
+    @property
+    def aio(self) -> HierarchicalMemory:
+        """The async API over this same store (created once, shares its connection)."""
+        if self._aio is None:
+            from .async_memory import HierarchicalMemory
+
+            with self._write_lock:
+                if self._aio is None:
+                    self._aio = HierarchicalMemory(self)
+        return self._aio
+
     def close(self) -> None:
         """Release the database connection. Further calls raise ``StoreClosedError``."""
         if self._closed:
             return
         self._closed = True
+        if self._aio is not None:
+            self._aio._executor.shutdown(wait=False)
         try:
             self.vector_index.close()
         finally:
@@ -235,7 +252,7 @@ class SyncHierarchicalMemory:
         new provenance recorded instead of storing a second copy. A narrower-scope memory
         whose importance reaches ``bubble_threshold`` is also promoted to user scope.
         """
-        item = MemoryInput(
+        item = MemoryInput.model_construct(
             content=content,
             user_id=user_id,
             session_id=session_id,
@@ -256,7 +273,7 @@ class SyncHierarchicalMemory:
         """Add many memories with one embedding batch; returns one record per item, in order
         (a twin's existing record where deduplicated)."""
         self._alive()
-        records = [self._build(i if isinstance(i, MemoryInput) else MemoryInput(**i)) for i in items]
+        records = [self._build(_as_input(i, n)) for n, i in enumerate(items)]
         if not records:
             return []
         use_dedup = self.config.dedup if dedup is None else dedup
@@ -847,6 +864,19 @@ class SyncHierarchicalMemory:
         self._alive()
         with self._write_lock:
             return import_jsonl(self, source, on_conflict=on_conflict, progress=progress)
+
+
+def _as_input(item: MemoryInput | dict[str, Any], index: int) -> MemoryInput:
+    if isinstance(item, MemoryInput):
+        return item
+    if not isinstance(item, dict):
+        raise InvalidInputError(f"item {index} must be a MemoryInput or a dict, not {type(item).__name__}")
+    try:
+        return MemoryInput(**item)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(f"item {index}: {where}: {first['msg']}") from None
 
 
 def _scope_key(record: MemoryRecord) -> tuple[Any, ...]:

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs everything the tests need into .venv, then runs the whole suite and the notebooks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh dev
+export HF_HUB_OFFLINE=1
+exec .venv/bin/python -m pytest tests --nbmake notebooks "$@"
