@@ -21,7 +21,8 @@ plurals mapped, unknown -> ``fact``); ``importance`` (numbers, numeric strings, 
 a percentage; then clamped to 0..1; missing or unreadable -> 0.5); ``supersedes`` (also
 ``replaces``/``updates``); ``entity_refs`` (also ``entities``). Contents are sanitised
 (:func:`~headroom_integrations.protocol.injection.sanitize_memory_text`), stripped, capped at
-:data:`MAX_CONTENT_CHARS`; empty ones are dropped, and repeated contents (case-insensitive) kept once.
+:data:`MAX_CONTENT_CHARS`; empty ones are dropped, and repeated contents (case-insensitive) are
+kept once.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ for _cat, _names in {
     for _name in _names.split():
         _CATEGORY_SYNONYMS[_name] = _cat
 
+_CATEGORY_VALUES = {member.value: member for member in MemoryCategory}
 _IMPORTANCE_WORDS = {
     "critical": 0.95,
     "very high": 0.9,
@@ -141,33 +143,23 @@ _FENCE = re.compile(r"```[^\n`]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 
 
-def _category(value: Any) -> MemoryCategory:
-    if isinstance(value, MemoryCategory):
-        return value
-    if not isinstance(value, str):
-        return MemoryCategory.FACT
-    key = re.sub(r"[\s-]+", "_", value.strip().lower())
-    found = MemoryCategory.parse(key, default=None) if key else None
-    if found is None and key:
-        found = _CATEGORY_SYNONYMS.get(key)
-        if found is None and key.endswith("s"):
-            singular = key[:-1]
-            found = MemoryCategory.parse(singular, default=None) if singular else None
-            if found is None:
-                found = _CATEGORY_SYNONYMS.get(singular)
-    return found or MemoryCategory.FACT
-
-
 def _known_category(value: str) -> MemoryCategory | None:
-    """A category only if ``value`` names one (or a synonym); used for ``fact: ...`` lines."""
+    """The category ``value`` names (any case, plural, or a synonym), else ``None``."""
     key = re.sub(r"[\s-]+", "_", value.strip().lower())
     for candidate in (key, key[:-1] if key.endswith("s") else key):
-        for member in MemoryCategory:
-            if member.value == candidate:
-                return member
+        if candidate in _CATEGORY_VALUES:
+            return _CATEGORY_VALUES[candidate]
         if candidate in _CATEGORY_SYNONYMS:
             return _CATEGORY_SYNONYMS[candidate]
     return None
+
+
+def _category(value: Any) -> MemoryCategory:
+    if isinstance(value, MemoryCategory):
+        return value
+    if isinstance(value, str):
+        return _known_category(value) or MemoryCategory.FACT
+    return MemoryCategory.FACT
 
 
 def _importance(value: Any) -> float:

@@ -119,7 +119,9 @@ class MemoryStreamStripper:
         shown = self._show("".join(out))
         self._finished = True
         memories, errors = _collect(self._blocks)
-        self._result = ParseResult(clean_text="".join(self._shown), memories=memories, errors=errors)
+        self._result = ParseResult(
+            clean_text="".join(self._shown), memories=memories, errors=errors
+        )
         return shown
 
     @property
