@@ -203,6 +203,11 @@ class SyncHierarchicalMemory:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``."""
+        return self._closed
+
     def _alive(self) -> None:
         if self._closed:
             raise StoreClosedError("this memory store is closed")

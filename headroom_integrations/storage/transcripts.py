@@ -41,6 +41,20 @@ class SQLiteTranscriptStore:
                 [(user_id, session_id, p, now) for p in payloads],
             )
 
+    def replace(self, user_id: str, session_id: str, payloads: Sequence[str]) -> None:
+        """Replace one session's transcript with ``payloads``, atomically."""
+        now = utcnow().isoformat(timespec="microseconds")
+        with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM transcripts WHERE user_id = ? AND session_id = ?",
+                (user_id, session_id),
+            )
+            conn.executemany(
+                "INSERT INTO transcripts(user_id, session_id, payload, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(user_id, session_id, p, now) for p in payloads],
+            )
+
     def get(self, user_id: str, session_id: str, limit: int | None = None) -> list[str]:
         """The payloads in the order they were appended (the last ``limit`` when given)."""
         if limit is None:
