@@ -114,6 +114,7 @@ class HierarchicalMemory:
         valid_from: datetime | None = None,
         provenance: Provenance | None = None,
         dedup: bool | None = None,
+        memory_id: str | None = None,
     ) -> MemoryRecord:
         """Store a memory (or return its current twin); see ``SyncHierarchicalMemory.add``."""
         return await self._run(
@@ -130,6 +131,7 @@ class HierarchicalMemory:
             valid_from=valid_from,
             provenance=provenance,
             dedup=dedup,
+            memory_id=memory_id,
         )
 
     async def add_many(
@@ -230,6 +232,10 @@ class HierarchicalMemory:
             include_superseded=include_superseded,
         )
 
+    async def users(self) -> list[str]:
+        """Every user id that has at least one memory."""
+        return await self._run(self.sync.users)
+
     async def get_history(self, memory_id: str) -> list[MemoryRecord]:
         """The supersession chain through ``memory_id``, oldest first."""
         return await self._run(self.sync.get_history, memory_id)
@@ -253,6 +259,7 @@ class HierarchicalMemory:
         levels: Sequence[ScopeLevel | str] | None = None,
         include_superseded: bool = False,
         mode: SearchMode = "hybrid",
+        all_scopes: bool = False,
     ) -> list[SearchResult]:
         """Hybrid (vector + BM25) search within a scope; see ``SyncHierarchicalMemory.search``."""
         return await self._run(
@@ -269,6 +276,7 @@ class HierarchicalMemory:
             levels=levels,
             include_superseded=include_superseded,
             mode=mode,
+            all_scopes=all_scopes,
         )
 
     async def text_search(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -56,6 +56,8 @@ class MemoryInput(BaseModel):
     session_id: str | None = None
     agent_id: str | None = None
     turn_id: str | None = None
+    memory_id: str | None = None
+    """A caller-chosen id (e.g. derived from a key); default: a new random one."""
     category: MemoryCategory | str = MemoryCategory.FACT
     importance: float = 0.5
     entity_refs: list[str] = Field(default_factory=list)
@@ -249,6 +251,7 @@ class SyncHierarchicalMemory:
         valid_from: datetime | None = None,
         provenance: Provenance | None = None,
         dedup: bool | None = None,
+        memory_id: str | None = None,
     ) -> MemoryRecord:
         """Store a memory and return it, or return the existing twin when one is current.
 
@@ -269,6 +272,7 @@ class SyncHierarchicalMemory:
             metadata=dict(metadata or {}),
             valid_from=valid_from,
             provenance=provenance,
+            memory_id=memory_id,
         ) if not isinstance(content, MemoryInput) else content
         return self.add_many([item], dedup=dedup)[0]
 
@@ -278,18 +282,20 @@ class SyncHierarchicalMemory:
         """Add many memories with one embedding batch; returns one record per item, in order
         (a twin's existing record where deduplicated)."""
         self._alive()
-        records = [self._build(_as_input(i, n)) for n, i in enumerate(items)]
+        inputs = [_as_input(i, n) for n, i in enumerate(items)]
+        records = [self._build(i) for i in inputs]
         if not records:
             return []
+        keyed = [getattr(i, "memory_id", None) is not None for i in inputs]
         use_dedup = self.config.dedup if dedup is None else dedup
         vectors = self.embedder.embed_documents([r.content for r in records])
         out: list[MemoryRecord] = []
         with self._write_lock:
             fresh: list[tuple[MemoryRecord, Vector]] = []
             seen: dict[tuple[Any, ...], MemoryRecord] = {}
-            for record, vector in zip(records, vectors):
+            for record, vector, has_key in zip(records, vectors, keyed):
                 twin = None
-                if use_dedup:
+                if use_dedup and not has_key:  # a caller-chosen id is never merged away
                     key = _scope_key(record) + (_norm_key(record.content),)
                     twin = seen.get(key) or self._find_twin(record, vector)
                     if twin is not None:
@@ -320,7 +326,11 @@ class SyncHierarchicalMemory:
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from None
         provenance = item.provenance or Provenance(agent_id=item.agent_id, source="api")
+        memory_id = check_id(getattr(item, "memory_id", None), name="memory_id")
+        if memory_id is not None and self.store.get(memory_id) is not None:
+            raise InvalidInputError(f"memory_id {memory_id!r} is already used")
         return MemoryRecord(
+            **({"id": memory_id} if memory_id is not None else {}),
             content=content,
             category=category,
             importance=check_importance(item.importance),
@@ -654,6 +664,17 @@ class SyncHierarchicalMemory:
             )
         )
 
+    def users(self) -> list[str]:
+        """Every user id that has at least one memory, sorted."""
+        self._alive()
+        return self.store.users()  # type: ignore[no-any-return]
+
+    def iter_memories(self, user_id: str | None = None) -> Iterator[MemoryRecord]:
+        """Every memory (of one user, or all), superseded ones included, in id order; read in
+        batches so a large store is not loaded at once."""
+        self._alive()
+        return self.store.iter_all(user_id=user_id)  # type: ignore[no-any-return]
+
     def get_history(self, memory_id: str) -> list[MemoryRecord]:
         """The whole supersession chain through ``memory_id``, oldest first."""
         self._alive()
@@ -710,13 +731,15 @@ class SyncHierarchicalMemory:
         levels: Sequence[ScopeLevel | str] | None = None,
         include_superseded: bool = False,
         mode: SearchMode = "hybrid",
+        all_scopes: bool = False,
     ) -> list[SearchResult]:
         """The memories most relevant to ``query`` visible from the given scope.
 
         ``mode="hybrid"`` fuses vector similarity and BM25 keyword rank (reciprocal rank
         fusion, optionally weighted by importance and recency); ``"vector"`` and ``"text"``
         use one side. ``min_similarity`` drops results whose cosine similarity to the query
-        is lower. Any string is a valid query.
+        is lower. ``all_scopes=True`` searches every memory of the user, whatever its
+        session, agent or turn (for administration and listing). Any string is a valid query.
         """
         self._alive()
         if not isinstance(query, str):
@@ -731,6 +754,7 @@ class SyncHierarchicalMemory:
             turn_id=check_id(turn_id, name="turn_id"),
             levels=tuple(ScopeLevel(lv) for lv in levels) if levels else None,
             include_superseded=include_superseded,
+            all_scopes=all_scopes,
         )
         try:
             cats = [MemoryCategory.parse(c).value for c in categories] if categories else None

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from pydantic import ValidationError
 
 from .errors import InvalidInputError
@@ -21,44 +22,103 @@ _BATCH = 256
 
 
 def check_consistency(engine: SyncHierarchicalMemory, *, full: bool) -> ConsistencyReport:
+    """Compare the indexes with SQLite, safely while other threads or processes write.
+
+    Every write commits to SQLite (rows and FTS5 keywords, one transaction) before it touches
+    the vector index, and deletes leave SQLite first too. So the vector ids are read *first*,
+    then SQLite's ids and keyword ids inside one transaction (one consistent snapshot): a
+    memory written meanwhile by another process can show as a missing vector (re-indexing it
+    is idempotent) but never as an orphan keyword or orphan vector (deleting those would lose
+    another writer's index entries).
+    """
     from .engine import ConsistencyReport
 
     store = engine.store
-    n_mem = store.count()
     n_vec = engine.vector_index.count()
-    n_txt = engine.text_index.count()
-    unsynced = list(store.unsynced_ids())
+    vec_ids = engine.vector_index.all_ids() if full else None
+    with _snapshot(engine):
+        n_mem = store.count()
+        n_txt = engine.text_index.count()
+        unsynced = list(store.unsynced_ids())
+        truth = store.all_ids() if full or not (n_mem == n_vec == n_txt) else None
+        txt_ids = engine.text_index.all_ids() if truth is not None else None
     report = ConsistencyReport(memories=n_mem, vectors=n_vec, keywords=n_txt, unsynced=unsynced)
-    if not full and n_mem == n_vec == n_txt:
+    if truth is None or txt_ids is None:
         return report
-    truth = store.all_ids()
-    vec_ids = engine.vector_index.all_ids()
-    txt_ids = engine.text_index.all_ids()
+    if vec_ids is None:
+        # Counts differed on the fast path: list ids. Vectors read after the snapshot may
+        # include memories written since; those are not orphans, so only trust ids that
+        # were absent from SQLite before *and* after the vector read.
+        vec_ids = engine.vector_index.all_ids()
+        with _snapshot(engine):
+            truth_after = store.all_ids()
+        orphan_vectors = (vec_ids - truth) - truth_after
+    else:
+        orphan_vectors = vec_ids - truth
     report.missing_vectors = sorted(truth - vec_ids)
-    report.orphan_vectors = sorted(vec_ids - truth)
+    report.orphan_vectors = sorted(orphan_vectors)
     report.missing_keywords = sorted(truth - txt_ids)
     report.orphan_keywords = sorted(txt_ids - truth)
     return report
 
 
+def _snapshot(engine: SyncHierarchicalMemory) -> Any:
+    """A transaction on the store (a consistent view of rows and keywords), if it has one."""
+    transaction = getattr(engine.store, "transaction", None)
+    return transaction() if callable(transaction) else nullcontext()
+
+
 def repair(
     engine: SyncHierarchicalMemory, report: ConsistencyReport | None = None
 ) -> ConsistencyReport:
+    """Bring the indexes in line with SQLite; returns what was found before.
+
+    Safe while other processes write to the same store: orphans and missing keywords are
+    re-checked and fixed inside one SQLite write transaction (so a concurrent writer's fresh
+    entries are never taken for orphans), and vectors are re-embedded outside it, then written
+    only for memories still present with the same text.
+    """
     if report is None:
         report = check_consistency(engine, full=True)
-    if report.orphan_vectors:
-        engine.vector_index.delete(report.orphan_vectors)
-    if report.orphan_keywords:
-        engine.text_index.delete(report.orphan_keywords)
-    to_vector = sorted(set(report.missing_vectors) | set(report.unsynced))
+    if report.ok:
+        return report
+    with _snapshot(engine):
+        # Re-check under the write lock: ``report`` may be stale when other processes write.
+        vec_ids = engine.vector_index.all_ids()
+        truth = engine.store.all_ids()
+        txt_ids = engine.text_index.all_ids()
+        orphan_vectors = sorted(vec_ids - truth)
+        orphan_keywords = sorted(txt_ids - truth)
+        if orphan_vectors:
+            engine.vector_index.delete(orphan_vectors)
+        if orphan_keywords:
+            engine.text_index.delete(orphan_keywords)
+        to_text = sorted(truth - txt_ids)
+        for start in range(0, len(to_text), _BATCH):
+            records = list(engine.store.get_many(to_text[start : start + _BATCH]).values())
+            engine.text_index.upsert([IndexedDoc.of(r) for r in records])
+        to_vector = sorted((truth - vec_ids) | set(engine.store.unsynced_ids()))
     for start in range(0, len(to_vector), _BATCH):
         records = list(engine.store.get_many(to_vector[start : start + _BATCH]).values())
-        _index(engine, records, text=False)
-    to_text = report.missing_keywords
-    for start in range(0, len(to_text), _BATCH):
-        records = list(engine.store.get_many(to_text[start : start + _BATCH]).values())
-        engine.text_index.upsert([IndexedDoc.of(r) for r in records])
+        _index_if_unchanged(engine, records)
     return report
+
+
+def _index_if_unchanged(engine: SyncHierarchicalMemory, records: list[MemoryRecord]) -> None:
+    """Embed ``records`` (no lock held), then index those still stored with the same text."""
+    if not records:
+        return
+    vectors = engine.embedder.embed_documents([r.content for r in records])
+    with _snapshot(engine):
+        now = engine.store.get_many([r.id for r in records])
+        keep = [
+            n for n, r in enumerate(records) if r.id in now and now[r.id].content == r.content
+        ]
+        if not keep:
+            return
+        fresh = [now[records[n].id] for n in keep]
+        engine.vector_index.upsert([IndexedDoc.of(r) for r in fresh], np.asarray(vectors)[keep])
+        engine.store.mark_synced([r.id for r in fresh])
 
 
 def _index(engine: SyncHierarchicalMemory, records: list[MemoryRecord], *, text: bool) -> None:

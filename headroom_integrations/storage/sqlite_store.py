@@ -375,6 +375,9 @@ class SQLiteMemoryStore:
                 yield self._record(row)
             last = rows[-1][0]
 
+    def users(self) -> list[str]:
+        return [r[0] for r in self.db.fetchall("SELECT DISTINCT user_id FROM memories ORDER BY 1")]
+
     def count(self) -> int:
         row = self.db.fetchone("SELECT count(*) FROM memories")
         return int(row[0]) if row else 0

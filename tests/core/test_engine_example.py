@@ -88,3 +88,14 @@ def test_record_fields_are_filled(memory):
     touched = memory.get(rec.id)
     assert touched is not None
     assert touched.access_count == 1 and touched.last_accessed is not None
+
+
+def test_caller_chosen_id(memory):
+    import pytest
+
+    from headroom_integrations import InvalidInputError
+
+    rec = memory.add("Keyed memory", user_id="u", memory_id="ns:key-1")
+    assert memory.get("ns:key-1").content == "Keyed memory" and rec.id == "ns:key-1"
+    with pytest.raises(InvalidInputError, match="already used"):
+        memory.add("Another", user_id="u", memory_id="ns:key-1")

@@ -110,3 +110,11 @@ def test_property_visibility_matches_the_rule(tmp_path_factory, embedder, writes
             got = {h.id for h in memory.search("shared fact number", top_k=50, mode=mode, **scope)}
             assert got == expected
         assert {m.id for m in memory.query(MemoryFilter(**scope))} == expected
+
+
+def test_all_scopes_search_and_users(scoped):
+    hits = scoped.search("team note planning", user_id="alice", top_k=50, all_scopes=True)
+    assert len(hits) == len(SCOPES)
+    assert all(h.memory.user_id == "alice" for h in hits)
+    assert scoped.users() == ["alice", "bob"]
+    assert {m.user_id for m in scoped.iter_memories(user_id="bob")} == {"bob"}
