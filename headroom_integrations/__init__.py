@@ -5,6 +5,8 @@ vectors and SQLite FTS5 keywords, and plugs into OpenAI clients, LangChain, Lang
 LlamaIndex through the adapters in the sub-packages.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .core import (
     AlreadySupersededError,
@@ -53,4 +55,19 @@ __all__ = [
     "StoreCorruptedError",
     "SyncHierarchicalMemory",
     "__version__",
+    "with_fast_memory",
+    "with_memory",
 ]
+
+if TYPE_CHECKING:
+    from .openai import with_fast_memory, with_memory
+
+
+def __getattr__(name: str) -> Any:
+    # The OpenAI wrapper is imported on first use: it is the only part that touches the
+    # openai SDK (an optional extra).
+    if name in ("with_memory", "with_fast_memory"):
+        from . import openai as _openai
+
+        return getattr(_openai, name)
+    raise AttributeError(f"module 'headroom_integrations' has no attribute {name!r}")

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from .core.async_memory import HierarchicalMemory
 from .core.engine import SyncHierarchicalMemory
-from .core.errors import HeadroomMemoryError
 from .core.models import MemoryCategory, MemoryFilter, MemoryRecord, Provenance, SearchResult
 from .protocol import (
     ExtractedMemory,
@@ -83,7 +82,6 @@ class InlineMemory:
     and stores durable categories (preference, fact, entity, decision, insight) at user
     scope, so the next session sees them; ``session`` / ``user`` put everything there."""
     source: str = "inline"
-    stored: list[MemoryRecord] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -142,7 +140,7 @@ class InlineMemory:
                     if record.id not in seen:
                         results.append(record)
                         seen.add(record.id)
-        except HeadroomMemoryError:
+        except Exception:  # noqa: BLE001 - memory must never break the user's call
             logger.exception("memory lookup failed; answering without memories")
             return InjectedMemories()
         return format_memories(results, max_tokens=self.max_tokens)
@@ -156,7 +154,6 @@ class InlineMemory:
             record = self._store_one(item, refs or {})
             if record is not None:
                 out.append(record)
-        self.stored.extend(out)
         return out
 
     async def astore(
@@ -193,7 +190,7 @@ class InlineMemory:
                 entity_refs=list(item.entity_refs),
                 provenance=provenance,
             )
-        except HeadroomMemoryError:
+        except Exception:  # noqa: BLE001 - memory must never break the user's call
             logger.exception("could not store an extracted memory; skipped")
             return None
 
