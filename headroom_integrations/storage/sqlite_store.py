@@ -219,7 +219,7 @@ class SQLiteMemoryStore:
         sets = ", ".join(f"{c.strip()} = ?" for c in _COLUMNS.split(",")[1:])
         with self.db.transaction() as conn:
             conn.execute(
-                f"UPDATE memories SET {sets}, vector_synced = 0 WHERE id = ?", (*row[1:], row[0])
+                f"UPDATE memories SET {sets} WHERE id = ?", (*row[1:], row[0])
             )
 
     def get(self, memory_id: str) -> MemoryRecord | None:

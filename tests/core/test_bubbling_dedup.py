@@ -111,3 +111,9 @@ def test_add_many_dedups_within_the_batch(memory):
     ])
     assert out[0].id == out[1].id != out[2].id
     assert memory.stats().total == 2
+
+
+def test_a_twin_leaves_no_unsynced_write_behind(memory):
+    memory.add("Uses Neovim", user_id="u")
+    memory.add("uses neovim", user_id="u")
+    assert memory.check_consistency().ok
