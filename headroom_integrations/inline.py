@@ -137,7 +137,7 @@ class InlineMemory:
                 )
                 core.sort(key=lambda m: (-m.importance, -m.created_at.timestamp()))
                 for record in core[: self.core_top_k]:
-                    if record.id not in seen:
+                    if record.id not in seen and record.promoted_from not in seen:
                         results.append(record)
                         seen.add(record.id)
         except Exception:  # noqa: BLE001 - memory must never break the user's call

@@ -78,15 +78,16 @@ class MemoryConfig(BaseModel):
         return self.db_path == ":memory:"
 
     def resolved_db_path(self) -> str:
-        """The SQLite path, user-expanded (``~``)."""
+        """The SQLite path, user-expanded (``~``) and absolute (so two stores opened with the
+        same relative path from different working directories never share a Chroma client)."""
         if self.in_memory:
             return self.db_path
-        return str(Path(os.path.expanduser(self.db_path)))
+        return str(Path(os.path.expanduser(self.db_path)).absolute())
 
     def resolved_vector_path(self) -> str | None:
         """The Chroma folder, or None when vectors stay in memory or on a server."""
         if self.chroma_host is not None or self.in_memory:
             return None
         if self.vector_path:
-            return str(Path(os.path.expanduser(self.vector_path)))
+            return str(Path(os.path.expanduser(self.vector_path)).absolute())
         return self.resolved_db_path() + "-vectors"

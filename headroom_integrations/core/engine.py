@@ -447,6 +447,7 @@ class SyncHierarchicalMemory:
         importance unless given. A promoted copy of the old memory is superseded too.
         """
         self._alive()
+        check_id(old_memory_id, name="old_memory_id", required=True)
         content = check_text(new_content, name="new_content", max_chars=self.config.max_content_chars)
         vector = self.embedder.embed_documents([content])[0]
         with self._write_lock:
@@ -468,49 +469,51 @@ class SyncHierarchicalMemory:
         provenance: Provenance | None,
         promoted_from: str | None,
     ) -> MemoryRecord:
-        old = self.store.get(old_memory_id)
-        if old is None:
-            raise MemoryNotFoundError(old_memory_id)
-        if not old.is_current:
-            raise AlreadySupersededError(
-                f"memory {old_memory_id} is no longer current (superseded by "
-                f"{old.superseded_by}); supersede the current version instead"
-            )
-        now = utcnow()
-        start = valid_from or now
-        if start.tzinfo is None:
-            from datetime import timezone
-
-            start = start.replace(tzinfo=timezone.utc)
-        if start < old.valid_from:
-            raise InvalidInputError(
-                f"valid_from {start.isoformat()} is before the old memory's valid_from "
-                f"{old.valid_from.isoformat()}"
-            )
-        try:
-            new_category = MemoryCategory.parse(category) if category is not None else old.category
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from None
-        new = MemoryRecord(
-            content=content,
-            category=new_category,
-            importance=check_importance(importance) if importance is not None else old.importance,
-            user_id=old.user_id,
-            session_id=old.session_id,
-            agent_id=old.agent_id,
-            turn_id=old.turn_id,
-            created_at=now,
-            valid_from=start,
-            supersedes=old.id,
-            promoted_from=promoted_from,
-            entity_refs=list(entity_refs) if entity_refs is not None else list(old.entity_refs),
-            metadata=dict(metadata) if metadata is not None else dict(old.metadata),
-            provenance=[provenance or Provenance(agent_id=old.agent_id, source="api")],
-        )
-        old.is_current = False
-        old.valid_until = start
-        old.superseded_by = new.id
+        # Read, check and write under one BEGIN IMMEDIATE: another process superseding the
+        # same memory waits for us and then sees it is no longer current.
         with self.store.transaction():
+            old = self.store.get(old_memory_id)
+            if old is None:
+                raise MemoryNotFoundError(old_memory_id)
+            if not old.is_current:
+                raise AlreadySupersededError(
+                    f"memory {old_memory_id} is no longer current (superseded by "
+                    f"{old.superseded_by}); supersede the current version instead"
+                )
+            now = utcnow()
+            start = valid_from or now
+            if start.tzinfo is None:
+                from datetime import timezone
+
+                start = start.replace(tzinfo=timezone.utc)
+            if start < old.valid_from:
+                raise InvalidInputError(
+                    f"valid_from {start.isoformat()} is before the old memory's valid_from "
+                    f"{old.valid_from.isoformat()}"
+                )
+            try:
+                new_category = MemoryCategory.parse(category) if category is not None else old.category
+            except ValueError as exc:
+                raise InvalidInputError(str(exc)) from None
+            new = MemoryRecord(
+                content=content,
+                category=new_category,
+                importance=check_importance(importance) if importance is not None else old.importance,
+                user_id=old.user_id,
+                session_id=old.session_id,
+                agent_id=old.agent_id,
+                turn_id=old.turn_id,
+                created_at=now,
+                valid_from=start,
+                supersedes=old.id,
+                promoted_from=promoted_from,
+                entity_refs=list(entity_refs) if entity_refs is not None else list(old.entity_refs),
+                metadata=dict(metadata) if metadata is not None else dict(old.metadata),
+                provenance=[provenance or Provenance(agent_id=old.agent_id, source="api")],
+            )
+            old.is_current = False
+            old.valid_until = start
+            old.superseded_by = new.id
             self.store.update(old)
             self.store.mark_unsynced([old.id])
             self.store.insert(new)
@@ -542,6 +545,7 @@ class SyncHierarchicalMemory:
         """Edit a memory in place (no new version; use ``supersede`` for changed facts).
         New content is re-embedded."""
         self._alive()
+        check_id(memory_id, name="memory_id", required=True)
         with self._write_lock:
             record = self.store.get(memory_id)
             if record is None:
@@ -582,11 +586,12 @@ class SyncHierarchicalMemory:
         Neighbours in its supersession chain are linked to each other.
         """
         self._alive()
+        check_id(memory_id, name="memory_id", required=True)
         with self._write_lock:
-            record = self.store.get(memory_id)
-            if record is None:
-                return False
-            with self.store.transaction():
+            with self.store.transaction():  # read and write under one write lock
+                record = self.store.get(memory_id)
+                if record is None:
+                    return False
                 if record.supersedes:
                     pred = self.store.get(record.supersedes)
                     if pred is not None:
@@ -636,12 +641,16 @@ class SyncHierarchicalMemory:
     def get(self, memory_id: str) -> MemoryRecord | None:
         """The memory with this id, or None."""
         self._alive()
+        check_id(memory_id, name="memory_id", required=True)
         return self.store.get(memory_id)  # type: ignore[no-any-return]
 
     def query(self, flt: MemoryFilter) -> list[MemoryRecord]:
         """Memories matching a filter, oldest first (no ranking, no embedding)."""
         self._alive()
         check_id(flt.user_id, name="user_id", required=True)
+        check_id(flt.session_id, name="session_id")
+        check_id(flt.agent_id, name="agent_id")
+        check_id(flt.turn_id, name="turn_id")
         return self.store.query(flt)  # type: ignore[no-any-return]
 
     def get_all(
@@ -678,6 +687,7 @@ class SyncHierarchicalMemory:
     def get_history(self, memory_id: str) -> list[MemoryRecord]:
         """The whole supersession chain through ``memory_id``, oldest first."""
         self._alive()
+        check_id(memory_id, name="memory_id", required=True)
         record = self.store.get(memory_id)
         if record is None:
             raise MemoryNotFoundError(memory_id)
@@ -762,6 +772,8 @@ class SyncHierarchicalMemory:
             raise InvalidInputError(str(exc)) from None
         if "\x00" in query:
             query = query.replace("\x00", " ")
+        # lone surrogates cannot reach the tokenizer or SQLite: make them U+FFFD
+        query = query.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         n = max(top_k * self.config.candidate_multiplier, self.config.min_candidates)
         candidates: dict[str, Candidate] = {}
         qvec: Vector | None = None
@@ -810,7 +822,9 @@ class SyncHierarchicalMemory:
                 )
             )
         results.sort(key=lambda r: (-r.score, -(r.similarity or 0.0), r.memory.id))
-        results = results[:top_k]
+        # A promoted copy and its source both visible: show the memory once (the source).
+        found = {r.memory.id for r in results}
+        results = [r for r in results if r.memory.promoted_from not in found][:top_k]
         if self.config.track_access and results:
             self.store.record_access([r.memory.id for r in results], now)
             for r in results:
@@ -876,6 +890,7 @@ class SyncHierarchicalMemory:
         from .maintenance import export_jsonl
 
         self._alive()
+        check_id(user_id, name="user_id")
         return export_jsonl(self, destination, user_id=user_id)
 
     def import_jsonl(

@@ -117,3 +117,11 @@ def test_a_twin_leaves_no_unsynced_write_behind(memory):
     memory.add("Uses Neovim", user_id="u")
     memory.add("uses neovim", user_id="u")
     assert memory.check_consistency().ok
+
+
+def test_source_and_its_promoted_copy_show_once(memory):
+    src = memory.add("Allergic to peanuts", user_id="u", session_id="s1", importance=0.9)
+    hits = memory.search("allergy", user_id="u", session_id="s1", top_k=5)
+    assert [h.id for h in hits] == [src.id]
+    elsewhere = memory.search("allergy", user_id="u", session_id="s2", top_k=5)
+    assert [h.memory.promoted_from for h in elsewhere] == [src.id]
