@@ -36,7 +36,7 @@ def resolve_engine(memory: Any = None, db_path: str | None = None) -> SyncHierar
     key = path if path == ":memory:" else os.path.abspath(os.path.expanduser(path))
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
-        if engine is None or engine._closed:
+        if engine is None or engine.closed:
             engine = SyncHierarchicalMemory.create(db_path=path)
             if path != ":memory:":
                 _ENGINES[key] = engine

@@ -9,6 +9,7 @@ chunk -- and stores its memories (a ``supersedes`` ref becomes a real supersessi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,16 +32,9 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from pydantic import ConfigDict, Field, model_validator
 
 from ..core.engine import SyncHierarchicalMemory
-from ..core.errors import AlreadySupersededError, MemoryNotFoundError
-from ..core.models import MemoryRecord, Provenance, SearchResult
-from ..protocol import (
-    MemoryStreamStripper,
-    ParseResult,
-    build_instruction,
-    format_memories,
-    parse_memory_blocks,
-    resolve_ref,
-)
+from ..core.models import MemoryRecord
+from ..inline import InlineMemory, Injection
+from ..protocol import InjectedMemories, MemoryStreamStripper, ParseResult, parse_memory_blocks
 from ._common import content_text, resolve_engine
 
 __all__ = ["HeadroomMemoryChatModel"]
@@ -53,14 +47,36 @@ logger = logging.getLogger("headroom_integrations.langchain")
 _INNER_CONFIG: RunnableConfig = {"callbacks": [], "tags": ["nostream"]}
 
 
+_StoreScope = Literal["user", "session", "agent"]
+_ScopePolicy = Literal["auto", "session", "user"]
+# The legacy ``store_scope`` values as InlineMemory scope policies ("session" now also keeps
+# the agent_id of the model, like "agent" did).
+_STORE_SCOPE_POLICY: dict[str, _ScopePolicy] = {"user": "user", "session": "session", "agent": "session"}
+
+
 @dataclass
 class _Turn:
     """What one call prepared: the prompt sent and what is needed to store its memories."""
 
     messages: list[BaseMessage]
+    inline: InlineMemory
     refs: dict[str, str] = field(default_factory=dict)
     user_typed: set[str] = field(default_factory=set)
     injected: list[MemoryRecord] = field(default_factory=list)
+
+
+class _ModeSearch:
+    """The engine with ``mode=`` added to its searches (InlineMemory has no search mode)."""
+
+    def __init__(self, engine: SyncHierarchicalMemory, mode: str) -> None:
+        self._engine = engine
+        self._mode = mode
+
+    def search(self, query: str, **kwargs: Any) -> Any:
+        return self._engine.search(query, mode=self._mode, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
 
 
 def _norm(text: str) -> str:
@@ -138,13 +154,17 @@ class HeadroomMemoryChatModel(BaseChatModel):
     ...                               memory=engine, user_id="alice", session_id="s1")
     >>> llm.invoke([HumanMessage("I moved to Lisbon")]).content   # no <memory> block shown
 
-    - Injection: hybrid search on the latest human message (``top_k``, ``min_similarity``),
-      rendered within ``max_memory_tokens`` by ``format_memories`` and appended to the first
+    - Injection (the package's :class:`~headroom_integrations.inline.InlineMemory`): search
+      on the latest human message (``top_k``, ``min_similarity``, ``search_mode``) plus up to
+      ``core_top_k`` of the user's most important memories, rendered within
+      ``max_memory_tokens`` and appended, with the extraction instruction, to the first
       system message (one is added when there is none). The caller's messages are never
       mutated.
     - Extraction: the ``<memory>`` block is removed from the answer (``invoke``, ``stream``,
-      their async forms, string or content-block answers); its memories are stored in
-      ``store_scope`` (``"user"`` by default, so every later session recalls them).
+      their async forms, string or content-block answers); its memories are stored by
+      ``InlineMemory`` following ``scope_policy`` (``"user"`` by default, so every later
+      session recalls them; ``"auto"`` keeps ``context`` memories in the session;
+      ``"session"``). ``store_scope`` is the older name, still accepted.
       Malformed blocks are dropped and logged, never raised; a memory the user typed inside
       ``<memory>`` tags in their own message is never stored.
     - ``bind_tools`` and ``with_structured_output`` delegate to the inner model and keep
@@ -166,19 +186,37 @@ class HeadroomMemoryChatModel(BaseChatModel):
     agent_id: str | None = None
     top_k: int = Field(default=5, ge=1)
     min_similarity: float | None = 0.15
-    """Memories less similar (cosine) to the latest human message are not injected. With the
-    default MiniLM embedder, measured: relevant memories 0.17-0.37 for paraphrased questions
-    ("What's the weather where I live?" vs "User lives in Lisbon": 0.17), unrelated ones
-    below 0.07; raise it with a stronger embedder."""
+    """Memories less similar (cosine) to the latest human message are not injected, unless
+    they match it by keyword (``None``: no floor). With the default MiniLM embedder,
+    measured: relevant memories 0.17-0.37 for paraphrased questions ("What's the weather
+    where I live?" vs "User lives in Lisbon": 0.17), unrelated ones below 0.07; raise it with
+    a stronger embedder."""
+    core_top_k: int = Field(default=5, ge=0)
+    """Up to this many of the user's most important memories (importance >= 0.7) are injected
+    whatever the question (0: none)."""
     max_memory_tokens: int = Field(default=400, ge=0)
     search_mode: Literal["hybrid", "vector", "text"] = "hybrid"
-    store_scope: Literal["user", "session", "agent"] = "user"
-    """Scope of the memories the model writes: ``"user"`` ones are recalled in every session."""
+    scope_policy: _ScopePolicy | None = None
+    """Where the memories the model writes go: ``"user"`` (default: recalled in every
+    session), ``"session"`` (this session and agent only) or ``"auto"`` (``context`` in the
+    session, durable categories at user scope)."""
+    store_scope: _StoreScope | None = None
+    """Older name of ``scope_policy``: ``"user"``, ``"session"`` or ``"agent"`` (both now
+    mean the ``"session"`` policy: session and agent of this model)."""
     inject: bool = True
     extract: bool = True
 
     @model_validator(mode="after")
     def _open(self) -> HeadroomMemoryChatModel:
+        if self.store_scope is not None:
+            legacy = _STORE_SCOPE_POLICY[self.store_scope]
+            if self.scope_policy is not None and self.scope_policy != legacy:
+                raise ValueError(
+                    f"store_scope={self.store_scope!r} contradicts scope_policy={self.scope_policy!r}"
+                )
+            self.scope_policy = legacy
+        elif self.scope_policy is None:
+            self.scope_policy = "user"
         self.memory = resolve_engine(self.memory, None if self.memory is not None else self.db_path)
         if self.profile is None and getattr(self.model, "profile", None) is not None:
             self.profile = self.model.profile
@@ -226,26 +264,29 @@ class HeadroomMemoryChatModel(BaseChatModel):
         return self.bound if self.bound is not None else self.model
 
     # ------------------------------------------------------------------ preparing
-    def _search_kwargs(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "session_id": self.session_id,
-            "agent_id": self.agent_id,
-            "top_k": self.top_k,
-            "min_similarity": self.min_similarity,
-            "mode": self.search_mode,
-        }
+    def _inline(self, extract: bool) -> InlineMemory:
+        """The shared inject-and-extract loop for one call, with this model's settings."""
+        engine: Any = self.engine
+        if self.search_mode != "hybrid":
+            engine = _ModeSearch(self.engine, self.search_mode)
+        return InlineMemory.of(
+            engine,
+            user_id=self.user_id,
+            session_id=self.session_id,
+            agent_id=self.agent_id,
+            top_k=self.top_k,
+            min_similarity=float("-inf") if self.min_similarity is None else self.min_similarity,
+            core_top_k=self.core_top_k if self.inject else 0,
+            max_tokens=self.max_memory_tokens,
+            placement="system",
+            extract=extract,
+            scope_policy=self.scope_policy or "user",
+        )
 
-    def _build(
-        self, messages: Sequence[BaseMessage], results: list[SearchResult], extract: bool
-    ) -> _Turn:
-        injected = format_memories(results, max_tokens=self.max_memory_tokens)
-        parts = [injected.text] if injected else []
-        if extract:
-            parts.append(build_instruction(allow_supersede=bool(injected.refs)))
+    def _build(self, messages: Sequence[BaseMessage], inline: InlineMemory, injection: Injection) -> _Turn:
         out = list(messages)
-        if parts:
-            addendum = "\n\n".join(parts)
+        addendum = injection.system_text()
+        if addendum:
             idx = next((i for i, m in enumerate(out) if m.type == "system"), None)
             if idx is None:
                 out.insert(0, SystemMessage(content=addendum))
@@ -256,81 +297,61 @@ class HeadroomMemoryChatModel(BaseChatModel):
                 )
         human = _latest_human(messages)
         typed = {_norm(m.content) for m in parse_memory_blocks(human).memories} if human else set()
-        return _Turn(out, dict(injected.refs), typed, list(injected.records))
+        injected = injection.memories
+        return _Turn(out, inline, dict(injected.refs), typed, list(injected.records))
+
+    def _query(self, messages: Sequence[BaseMessage]) -> str | None:
+        return _latest_human(messages) if self.inject else None
 
     def _prepare(self, messages: Sequence[BaseMessage], *, extract: bool | None = None) -> _Turn:
-        query = _latest_human(messages)
-        results: list[SearchResult] = []
-        if self.inject and query.strip():
-            try:
-                results = self.engine.search(query, **self._search_kwargs())
-            except Exception:  # memory must never break the user's call
-                logger.exception("memory search failed; calling the model without memories")
-        return self._build(messages, results, self.extract if extract is None else extract)
+        inline = self._inline(self.extract if extract is None else extract)
+        try:
+            injection = inline.prepare(self._query(messages))
+        except Exception:  # memory must never break the user's call
+            logger.exception("memory lookup failed; calling the model without memories")
+            injection = Injection(InjectedMemories(), "", "system")
+        return self._build(messages, inline, injection)
 
     async def _aprepare(self, messages: Sequence[BaseMessage], *, extract: bool | None = None) -> _Turn:
-        query = _latest_human(messages)
-        results: list[SearchResult] = []
-        if self.inject and query.strip():
-            try:
-                results = await self.engine.aio.search(query, **self._search_kwargs())
-            except Exception:
-                logger.exception("memory search failed; calling the model without memories")
-        return self._build(messages, results, self.extract if extract is None else extract)
+        inline = self._inline(self.extract if extract is None else extract)
+        try:
+            injection = await inline.aprepare(self._query(messages))
+        except Exception:
+            logger.exception("memory lookup failed; calling the model without memories")
+            injection = Injection(InjectedMemories(), "", "system")
+        return self._build(messages, inline, injection)
 
     # ------------------------------------------------------------------ storing
-    def _scope(self) -> dict[str, str | None]:
-        return {
-            "user_id": self.user_id,
-            "session_id": self.session_id if self.store_scope in ("session", "agent") else None,
-            "agent_id": self.agent_id if self.store_scope == "agent" else None,
-        }
+    def _to_store(self, parsed: ParseResult, turn: _Turn) -> ParseResult | None:
+        """``parsed`` without the memories the user typed in their own ``<memory>`` tags
+        (None when there is nothing to store)."""
+        if not self.extract or not parsed.memories:
+            return None
+        kept = [m for m in parsed.memories if _norm(m.content) not in turn.user_typed]
+        if len(kept) < len(parsed.memories):
+            logger.info("ignored a memory copied from the user's own <memory> text")
+        return dataclasses.replace(parsed, memories=kept) if kept else None
 
     def _store(self, parsed: ParseResult, turn: _Turn) -> list[MemoryRecord]:
         """Store the memories of a parsed answer; never raises (failures are logged)."""
-        if not self.extract:
+        wanted = self._to_store(parsed, turn)
+        if wanted is None:
             return []
-        stored: list[MemoryRecord] = []
-        provenance = Provenance(agent_id=self.agent_id, source="inline")
-        for item in parsed.memories:
-            if _norm(item.content) in turn.user_typed:
-                logger.info("ignored a memory copied from the user's own <memory> text")
-                continue
-            try:
-                target = resolve_ref(item.supersedes, turn.refs)
-                if target is not None:
-                    try:
-                        stored.append(
-                            self.engine.supersede(
-                                target,
-                                item.content,
-                                category=item.category,
-                                importance=item.importance,
-                                entity_refs=list(item.entity_refs) or None,
-                                provenance=provenance,
-                            )
-                        )
-                        continue
-                    except (MemoryNotFoundError, AlreadySupersededError):
-                        logger.info("supersede target %s is gone; storing as new", target)
-                stored.append(
-                    self.engine.add(
-                        item.content,
-                        **self._scope(),  # type: ignore[arg-type]
-                        category=item.category,
-                        importance=item.importance,
-                        entity_refs=list(item.entity_refs),
-                        provenance=provenance,
-                    )
-                )
-            except Exception:
-                logger.exception("could not store a memory from the model's answer")
-        return stored
+        try:
+            return turn.inline.store(wanted, turn.refs)
+        except Exception:
+            logger.exception("could not store the memories of the model's answer")
+            return []
 
     async def _astore(self, parsed: ParseResult, turn: _Turn) -> list[MemoryRecord]:
-        if not self.extract or not parsed.memories:
+        wanted = self._to_store(parsed, turn)
+        if wanted is None:
             return []
-        return await self.engine.aio.run_sync(self._store, parsed, turn)
+        try:
+            return await turn.inline.astore(wanted, turn.refs)
+        except Exception:
+            logger.exception("could not store the memories of the model's answer")
+            return []
 
     # ------------------------------------------------------------------ calling
     @staticmethod

@@ -11,14 +11,16 @@ Namespace mapping (``namespace`` is a tuple of strings)::
 ``label`` (e.g. ``"memories"``) is free; each item is one memory whose text is
 ``value["content"]``, else ``value["text"]``, else the JSON of ``value`` (or the fields named
 by ``index=[...]``). The exact namespace, key and ``value`` are kept in the memory's
-metadata, so values round-trip unchanged. Because items *are* memories, the chat model
+metadata, so values round-trip unchanged; the memory's id is derived from the namespace and
+key (:meth:`HeadroomStore.item_id`), so ``get`` / ``put`` / ``delete`` are lookups by id. Because items *are* memories, the chat model
 and retriever of this package see them (by user / session scope), and memories written
 by the chat model's ``<memory>`` blocks appear here under ``(memory_label, user_id[,
 session_id[, agent_id]])`` with the memory id as key and
 ``{"content", "category", "importance"}`` as value.
 
 ``search`` without ``query`` lists items under a namespace prefix (newest update first);
-with ``query`` it ranks them with the engine's hybrid search; items put with
+with ``query`` it ranks them with the engine's hybrid search (one search over all the
+scopes of each user concerned); items put with
 ``index=False`` are never ranked, they fill the end of a result list (score ``None``).
 Value filters support equality and ``$eq``/``$ne``/``$gt``/``$gte``/``$lt``/``$lte``.
 TTL is not supported.
@@ -26,6 +28,7 @@ TTL is not supported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -46,6 +49,7 @@ from langgraph.store.base import (
 from langgraph.store.base.embed import get_text_at_path
 
 from ..core.engine import SyncHierarchicalMemory
+from ..core.errors import InvalidInputError, MemoryNotFoundError
 from ..core.models import MemoryCategory, MemoryFilter, MemoryRecord, Provenance, utcnow
 from ._common import resolve_engine
 
@@ -124,28 +128,45 @@ class HeadroomStore(BaseStore):
             return SearchItem(ns, key, value, record.created_at, updated, score=score)
         return Item(value=value, key=key, namespace=ns, created_at=record.created_at, updated_at=updated)
 
-    def _records_in(self, namespace: tuple[str, ...]) -> list[MemoryRecord]:
-        scope = self.scope_of(namespace)
-        level = MemoryRecord(content="x", **scope).scope_level  # type: ignore[arg-type]
-        return self.engine.query(MemoryFilter(**scope, levels=[level]))  # type: ignore[arg-type]
+    @staticmethod
+    def item_id(namespace: tuple[str, ...], key: str) -> str:
+        """The memory id of the item ``(namespace, key)`` put through this store: a sha256
+        (hex) of both, so ``get`` / ``put`` / ``delete`` are lookups by id."""
+        raw = json.dumps([list(namespace), key], ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+    def _head(self, memory_id: str) -> MemoryRecord | None:
+        """The current version of the memory ``memory_id`` (following supersessions)."""
+        record = self.engine.get(memory_id)
+        seen: set[str] = set()
+        while record is not None and not record.is_current and record.superseded_by:
+            if record.id in seen:
+                return None
+            seen.add(record.id)
+            record = self.engine.get(record.superseded_by)
+        return record if record is not None and record.is_current else None
 
     def _find(self, namespace: tuple[str, ...], key: str) -> MemoryRecord | None:
+        """The current memory holding the item, by id: the one this store keyed by
+        ``item_id``, else (for memories written elsewhere, e.g. by the chat model) the
+        memory whose id is ``key``."""
         ns = tuple(namespace)
-        direct = self.engine.get(key) if len(key) == 32 else None
-        if direct is not None and direct.is_current:
-            view = self._view(direct)
-            if view is not None and view[0] == ns and view[1] == key:
-                return direct
-        for record in self._records_in(ns):
-            view = self._view(record)
-            if view is not None and view[0] == ns and view[1] == key:
-                return record
+        self.scope_of(ns)  # validates the namespace
+        for memory_id in (self.item_id(ns, key), key):
+            record = self._head(memory_id)
+            if record is not None:
+                view = self._view(record)
+                if view is not None and view[0] == ns and view[1] == key:
+                    return record
         return None
 
+    def _users(self, prefix: tuple[str, ...]) -> list[str]:
+        return [prefix[1]] if len(prefix) >= 2 else self.engine.users()
+
     def _all_records(self, prefix: tuple[str, ...]) -> Iterable[MemoryRecord]:
-        if len(prefix) >= 2:
-            return self.engine.query(MemoryFilter(user_id=prefix[1], all_scopes=True))
-        return (r for r in self.engine.store.iter_all() if r.is_current)
+        """Every current memory that may be an item under ``prefix`` (one query per user)."""
+        for user in self._users(prefix):
+            yield from self.engine.query(MemoryFilter(user_id=user, all_scopes=True))
 
     # ------------------------------------------------------------------ operations
     def _get(self, op: GetOp) -> Item | None:
@@ -157,7 +178,7 @@ class HeadroomStore(BaseStore):
         existing = self._find(ns, op.key)
         if op.value is None:
             if existing is not None:
-                self.engine.delete(existing.id)
+                self._delete_item(existing)
             return
         value = dict(op.value)
         text = _text_of(value, op.index)
@@ -175,20 +196,39 @@ class HeadroomStore(BaseStore):
         importance = value.get("importance")
         if isinstance(importance, bool) or not isinstance(importance, (int, float)) or not 0 <= importance <= 1:
             importance = 0.5
+        fields = {"content": text, "category": category, "importance": float(importance), "metadata": meta}
         if existing is not None:
-            self.engine.update(
-                existing.id, content=text, category=category, importance=float(importance), metadata=meta
-            )
+            self.engine.update(existing.id, **fields)  # type: ignore[arg-type]
             return
-        self.engine.add(
-            text,
-            **self.scope_of(ns),  # type: ignore[arg-type]
-            category=category,
-            importance=float(importance),
-            metadata=meta,
-            provenance=Provenance(source="langgraph_store"),
-            dedup=False,
-        )
+        memory_id = self.item_id(ns, op.key)
+        stale = self.engine.get(memory_id)
+        if stale is not None:  # an old version whose current one was deleted: start afresh
+            self._delete_item(stale)
+        try:
+            self.engine.add(
+                text,
+                **self.scope_of(ns),  # type: ignore[arg-type]
+                category=category,
+                importance=float(importance),
+                metadata=meta,
+                provenance=Provenance(source="langgraph_store"),
+                dedup=False,
+                memory_id=memory_id,
+            )
+        except InvalidInputError:
+            if self.engine.get(memory_id) is None:
+                raise
+            # another writer put the same item meanwhile: the last put wins
+            self.engine.update(memory_id, **fields)  # type: ignore[arg-type]
+
+    def _delete_item(self, record: MemoryRecord) -> None:
+        """Delete an item: every version of its memory, so no old value can resurface."""
+        try:
+            chain = self.engine.get_history(record.id)
+        except MemoryNotFoundError:
+            return
+        for version in reversed(chain):
+            self.engine.delete(version.id)
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = tuple(op.namespace_prefix)
@@ -211,29 +251,24 @@ class HeadroomStore(BaseStore):
         return [self._item(r, score=s, search=True) for r, s in page]  # type: ignore[misc]
 
     def _rank(self, query: str, records: list[MemoryRecord]) -> list[tuple[MemoryRecord, float | None]]:
-        """Rank ``records`` for ``query`` with the engine's hybrid search, one search per scope.
+        """Rank ``records`` for ``query`` with the engine's hybrid search: one ``all_scopes``
+        search per user (whatever the sessions / agents / turns the records are in).
 
-        Within one scope the engine's fused score is used; when the records span several
-        scopes the results are merged by cosine similarity (comparable across searches).
+        For one user the engine's fused score is used; when the records belong to several
+        users the results are merged by cosine similarity (comparable across searches).
         """
-        by_scope: dict[tuple[Any, ...], list[MemoryRecord]] = {}
+        by_user: dict[str, list[MemoryRecord]] = {}
         for r in records:
-            by_scope.setdefault((r.user_id, r.session_id, r.agent_id, r.turn_id), []).append(r)
+            by_user.setdefault(r.user_id, []).append(r)
+        single = len(by_user) == 1
         out: list[tuple[MemoryRecord, float | None]] = []
-        for (user, session, agent, turn), group in by_scope.items():
+        for user, group in by_user.items():
             wanted = {r.id for r in group}
             results = self.engine.search(
-                query,
-                user_id=user,
-                session_id=session,
-                agent_id=agent,
-                turn_id=turn,
-                levels=[group[0].scope_level],
-                top_k=min(1000, max(len(group) * 2, 10)),
+                query, user_id=user, all_scopes=True, top_k=min(1000, max(len(group) * 2, 10))
             )
             hits = [res for res in results if res.memory.id in wanted]
             found = {res.memory.id for res in hits}
-            single = len(by_scope) == 1
             for res in hits:
                 out.append((res.memory, res.score if single else (res.similarity or 0.0)))
             out.extend((r, 0.0) for r in group if r.id not in found)
@@ -242,7 +277,9 @@ class HeadroomStore(BaseStore):
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         seen: set[tuple[str, ...]] = set()
-        for record in self._all_records(()):
+        for record in (
+            r for user in self.engine.users() for r in self.engine.iter_memories(user) if r.is_current
+        ):
             view = self._view(record)
             if view is None:
                 continue

@@ -1,4 +1,4 @@
-"""Helpers shared by the LlamaIndex adapters: engines, message text, storing extracted memories."""
+"""Helpers shared by the LlamaIndex adapters: engines, message text, the inline memory loop."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from ..core.config import MemoryConfig
 from ..core.engine import MemoryInput, SyncHierarchicalMemory
 from ..core.errors import HeadroomMemoryError
 from ..core.models import MemoryCategory, Provenance
-from ..protocol import ExtractedMemory, resolve_ref
+from ..inline import InlineMemory
 
 EngineLike = SyncHierarchicalMemory | HierarchicalMemory
 Scope = Literal["user", "session"]
+"""The older ``extracted_scope`` values (each is also a ``ScopePolicy``)."""
+ScopePolicy = Literal["auto", "session", "user"]
 
 # Config fields that may be written into a serialised adapter (never credentials or objects).
 _PORTABLE_CONFIG = (
@@ -158,56 +160,50 @@ def load_message(payload: str) -> ChatMessage:
     return ChatMessage.model_validate_json(payload)
 
 
-# ---------------------------------------------------------------------------- storing
+# ---------------------------------------------------------------------------- memory loop
 
 
-def store_extracted(
+def inline_memory(
     engine: SyncHierarchicalMemory,
-    memories: Sequence[ExtractedMemory],
     *,
-    refs: dict[str, str],
     user_id: str,
     session_id: str | None,
     agent_id: str | None,
-    source: str = "inline",
-) -> list[str]:
-    """Store memories a model emitted; a resolvable ``supersedes`` replaces that memory.
+    top_k: int,
+    min_similarity: float | None,
+    core_top_k: int,
+    max_tokens: int,
+    extract: bool,
+    scope_policy: ScopePolicy = "user",
+) -> InlineMemory:
+    """The package's shared inject-and-extract loop with an adapter's settings
+    (``min_similarity=None``: no similarity floor)."""
+    return InlineMemory.of(
+        engine,
+        user_id=user_id,
+        session_id=session_id,
+        agent_id=agent_id,
+        top_k=top_k,
+        min_similarity=float("-inf") if min_similarity is None else min_similarity,
+        core_top_k=core_top_k,
+        max_tokens=max_tokens,
+        placement="system",
+        extract=extract,
+        scope_policy=scope_policy,
+    )
 
-    Returns the ids written. Runs synchronously (call it through ``run_sync`` from async code).
-    """
-    ids: list[str] = []
-    fresh: list[MemoryInput] = []
-    for item in memories:
-        provenance = Provenance(agent_id=agent_id, source=source)
-        old = resolve_ref(item.supersedes, refs)
-        if old is not None:
-            current = engine.get(old)
-            if current is not None and current.is_current:
-                record = engine.supersede(
-                    old,
-                    item.content,
-                    category=item.category,
-                    importance=item.importance,
-                    entity_refs=list(item.entity_refs),
-                    provenance=provenance,
-                )
-                ids.append(record.id)
-                continue
-        fresh.append(
-            MemoryInput(
-                content=item.content,
-                user_id=user_id,
-                session_id=session_id,
-                agent_id=agent_id,
-                category=item.category,
-                importance=item.importance,
-                entity_refs=list(item.entity_refs),
-                provenance=provenance,
+
+def resolve_scope_policy(
+    scope_policy: ScopePolicy | None, extracted_scope: Scope | None
+) -> ScopePolicy:
+    """``scope_policy``, or the one the older ``extracted_scope`` names (default ``"user"``)."""
+    if extracted_scope is not None:
+        if scope_policy is not None and scope_policy != extracted_scope:
+            raise ValueError(
+                f"extracted_scope={extracted_scope!r} contradicts scope_policy={scope_policy!r}"
             )
-        )
-    if fresh:
-        ids.extend(r.id for r in engine.add_many(fresh))
-    return ids
+        return extracted_scope
+    return scope_policy or "user"
 
 
 def store_user_context(
@@ -234,9 +230,3 @@ def store_user_context(
         if m.role == MessageRole.USER and (text := message_text(m).strip())
     ]
     return [r.id for r in engine.add_many(items)] if items else []
-
-
-def scope_session(scope: Scope, session_id: str | None) -> str | None:
-    """The session id a new memory gets under ``scope``."""
-    return session_id if scope == "session" else None
-

@@ -27,23 +27,19 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
 from ..core.engine import SyncHierarchicalMemory
-from ..protocol import (
-    MemoryStreamStripper,
-    ParseResult,
-    build_instruction,
-    format_memories,
-    parse_memory_blocks,
-)
+from ..inline import InlineMemory
+from ..protocol import MemoryStreamStripper, ParseResult, parse_memory_blocks
 from ._common import (
     EngineLike,
     Scope,
+    ScopePolicy,
     add_system_text,
     as_sync,
+    inline_memory,
     last_user_text,
     register_engine,
     resolve_engine,
-    scope_session,
-    store_extracted,
+    resolve_scope_policy,
     with_text,
 )
 
@@ -59,10 +55,15 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
     >>> llm = HeadroomMemoryLLM(llm=OpenAI(model="gpt-4o-mini"), engine=engine, user_id="alice")
     >>> agent = FunctionAgent(llm=llm, tools=[...])
 
-    Memories the model emits are stored at ``extracted_scope`` (``"user"``: visible in every
-    session; ``"session"``: only in ``session_id``); a ``supersedes`` naming an injected memory
-    replaces it. ``last_result`` is the parse of the latest answer. The ``complete`` methods
-    are passed through unchanged (no memory).
+    Injection and storing are the package's :class:`~headroom_integrations.inline.InlineMemory`:
+    the memories found for the latest user message (``top_k``, ``min_similarity``) plus up to
+    ``core_top_k`` of the user's most important ones, within ``memory_token_budget``. Memories
+    the model emits are stored following ``scope_policy`` (``"user"``: visible in every
+    session; ``"session"``: only in ``session_id`` / ``agent_id``; ``"auto"``: ``context`` in
+    the session, durable categories at user scope); ``extracted_scope`` (``"user"`` /
+    ``"session"``) is its older name, still accepted. A ``supersedes`` naming an injected
+    memory replaces it. ``last_result`` is the parse of the latest answer. The ``complete``
+    methods are passed through unchanged (no memory).
     """
 
     llm: SerializeAsAny[LLM] = Field(description="The wrapped model.")
@@ -71,8 +72,10 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
     agent_id: str | None = Field(default=None, description="Agent scope of searches and writes.")
     top_k: int = Field(default=5, ge=1)
     memory_token_budget: int = Field(default=400, ge=0)
-    min_similarity: float | None = Field(default=None)
-    extracted_scope: Scope = Field(default="user")
+    min_similarity: float | None = Field(default=None, description="None: no similarity floor.")
+    core_top_k: int = Field(default=5, ge=0, description="Most important memories always injected.")
+    scope_policy: ScopePolicy | None = Field(default=None, description="Where extracted memories go.")
+    extracted_scope: Scope | None = Field(default=None, description="Older name of scope_policy.")
     store_key: str | None = Field(default=None)
     store_config: dict[str, Any] = Field(default_factory=dict)
 
@@ -86,6 +89,7 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
         data.setdefault("callback_manager", getattr(data.get("llm"), "callback_manager", None))
         if data["callback_manager"] is None:
             del data["callback_manager"]
+        data["scope_policy"] = resolve_scope_policy(data.get("scope_policy"), data.get("extracted_scope"))
         super().__init__(**data)
         self._engine = sync
 
@@ -110,39 +114,31 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
         return self._last_result
 
     # ------------------------------------------------------------------ memory plumbing
-    def _search_kwargs(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "session_id": self.session_id,
-            "agent_id": self.agent_id,
-            "top_k": self.top_k,
-            "min_similarity": self.min_similarity,
-        }
+    def _inline(self) -> InlineMemory:
+        return inline_memory(
+            self.engine,
+            user_id=self.user_id,
+            session_id=self.session_id,
+            agent_id=self.agent_id,
+            top_k=self.top_k,
+            min_similarity=self.min_similarity,
+            core_top_k=self.core_top_k,
+            max_tokens=self.memory_token_budget,
+            extract=True,
+            scope_policy=self.scope_policy or "user",
+        )
 
-    def _augment(self, messages: Sequence[ChatMessage], results: list[Any]) -> tuple[list[ChatMessage], dict[str, str]]:
-        injected = format_memories(results, max_tokens=self.memory_token_budget)
-        addition = build_instruction(allow_supersede=bool(injected))
-        if injected:
-            addition = f"{injected.text}\n\n{addition}"
-        return add_system_text(messages, addition), injected.refs
+    def _prepare(self, messages: Sequence[ChatMessage]) -> tuple[list[ChatMessage], InlineMemory, dict[str, str]]:
+        inline = self._inline()
+        injection = inline.prepare(last_user_text(messages))
+        return add_system_text(messages, injection.system_text()), inline, injection.refs
 
-    def _prepare(self, messages: Sequence[ChatMessage]) -> tuple[list[ChatMessage], dict[str, str]]:
-        query = last_user_text(messages)
-        results = self.engine.search(query, **self._search_kwargs()) if query.strip() else []
-        return self._augment(messages, results)
-
-    async def _aprepare(self, messages: Sequence[ChatMessage]) -> tuple[list[ChatMessage], dict[str, str]]:
-        query = last_user_text(messages)
-        results = await self.engine.aio.search(query, **self._search_kwargs()) if query.strip() else []
-        return self._augment(messages, results)
-
-    def _store_kwargs(self, refs: dict[str, str]) -> dict[str, Any]:
-        return {
-            "refs": refs,
-            "user_id": self.user_id,
-            "session_id": scope_session(self.extracted_scope, self.session_id),
-            "agent_id": self.agent_id,
-        }
+    async def _aprepare(
+        self, messages: Sequence[ChatMessage]
+    ) -> tuple[list[ChatMessage], InlineMemory, dict[str, str]]:
+        inline = self._inline()
+        injection = await inline.aprepare(last_user_text(messages))
+        return add_system_text(messages, injection.system_text()), inline, injection.refs
 
     def _clean(self, response: ChatResponse) -> tuple[ChatResponse, ParseResult]:
         parsed = parse_memory_blocks(response.message.content)
@@ -158,23 +154,21 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ chat
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        prepared, refs = self._prepare(messages)
+        prepared, inline, refs = self._prepare(messages)
         response, parsed = self._clean(self.llm.chat(prepared, **kwargs))
         if parsed.memories:
-            store_extracted(self.engine, parsed.memories, **self._store_kwargs(refs))
+            inline.store(parsed, refs)
         return response
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        prepared, refs = await self._aprepare(messages)
+        prepared, inline, refs = await self._aprepare(messages)
         response, parsed = self._clean(await self.llm.achat(prepared, **kwargs))
         if parsed.memories:
-            await self.engine.aio.run_sync(
-                store_extracted, self.engine, parsed.memories, **self._store_kwargs(refs)
-            )
+            await inline.astore(parsed, refs)
         return response
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        prepared, refs = self._prepare(messages)
+        prepared, inline, refs = self._prepare(messages)
         inner = self.llm.stream_chat(prepared, **kwargs)
 
         def gen() -> Generator[ChatResponse, None, None]:
@@ -192,12 +186,12 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
                 yield self._chunk(last, visible, tail)
             self._last_result = stripper.result
             if stripper.result.memories:
-                store_extracted(self.engine, stripper.result.memories, **self._store_kwargs(refs))
+                inline.store(stripper.result, refs)
 
         return gen()
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        prepared, refs = await self._aprepare(messages)
+        prepared, inline, refs = await self._aprepare(messages)
         inner = await self.llm.astream_chat(prepared, **kwargs)
 
         async def gen() -> AsyncGenerator[ChatResponse, None]:
@@ -215,9 +209,7 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
                 yield self._chunk(last, visible, tail)
             self._last_result = stripper.result
             if stripper.result.memories:
-                await self.engine.aio.run_sync(
-                    store_extracted, self.engine, stripper.result.memories, **self._store_kwargs(refs)
-                )
+                await inline.astore(stripper.result, refs)
 
         return gen()
 

@@ -15,13 +15,13 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.memory.types import BaseMemory
 
 from ..core.engine import SyncHierarchicalMemory
-from ..core.models import SearchResult
-from ..protocol import format_memories
+from ..inline import Injection, InlineMemory
 from ..tokens import count_tokens
 from ._common import (
     EngineLike,
     as_sync,
     dump_message,
+    inline_memory,
     last_user_text,
     load_message,
     message_text,
@@ -39,8 +39,9 @@ class HeadroomMemory(BaseMemory):
     >>> agent.run("hi", memory=memory)
 
     ``get(input=...)`` returns ``[system message with memories] + chat history``; the memories
-    are searched with ``input`` (else the latest user message) from the (user, session, agent)
-    scope. ``put``/``set``/``reset`` change this session's transcript only, never the
+    (the package's :class:`~headroom_integrations.inline.InlineMemory`, inject only) are the
+    ones found for ``input`` (else the latest user message) from the (user, session, agent)
+    scope, plus up to ``core_top_k`` of the user's most important ones. ``put``/``set``/``reset`` change this session's transcript only, never the
     long-term memories. Serialises to a dict (``to_dict``) naming its store, so an agent
     ``Context`` holding it can be saved and restored.
     """
@@ -56,6 +57,9 @@ class HeadroomMemory(BaseMemory):
     )
     min_similarity: float | None = Field(
         default=None, description="Drop memories less similar than this to the query."
+    )
+    core_top_k: int = Field(
+        default=5, ge=0, description="How many of the user's most important memories to add."
     )
     token_limit: int | None = Field(
         default=None,
@@ -147,28 +151,34 @@ class HeadroomMemory(BaseMemory):
             window = window[1:]
         return window or history[-1:]
 
-    def _system_message(self, results: list[SearchResult]) -> list[ChatMessage]:
-        injected = format_memories(results, max_tokens=self.memory_token_budget)
-        if not injected:
-            return []
-        return [ChatMessage(role=MessageRole.SYSTEM, content=injected.text)]
+    def _inline(self) -> InlineMemory:
+        return inline_memory(
+            self.engine,
+            user_id=self.user_id,
+            session_id=self.session_id,
+            agent_id=self.agent_id,
+            top_k=self.top_k,
+            min_similarity=self.min_similarity,
+            core_top_k=self.core_top_k,
+            max_tokens=self.memory_token_budget,
+            extract=False,
+        )
 
-    def _search_args(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "session_id": self.session_id,
-            "agent_id": self.agent_id,
-            "top_k": self.top_k,
-            "min_similarity": self.min_similarity,
-        }
+    @staticmethod
+    def _query(input: str | None, history: list[ChatMessage]) -> str:
+        return input if input and input.strip() else last_user_text(history)
+
+    @staticmethod
+    def _system_message(injection: Injection) -> list[ChatMessage]:
+        text = injection.memories.text
+        return [ChatMessage(role=MessageRole.SYSTEM, content=text)] if text else []
 
     # ------------------------------------------------------------------ sync API
     def get(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
         """The memory system message (when any memory is relevant) then the chat history."""
         history = self._window(self._load())
-        query = input if input and input.strip() else last_user_text(history)
-        results = self.engine.search(query, **self._search_args()) if query.strip() else []
-        return self._system_message(results) + history
+        injection = self._inline().prepare(self._query(input, history))
+        return self._system_message(injection) + history
 
     def get_all(self) -> list[ChatMessage]:
         """The whole chat history of this session (no memories added)."""
@@ -193,11 +203,9 @@ class HeadroomMemory(BaseMemory):
     # ------------------------------------------------------------------ async API
     async def aget(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
         """Async :meth:`get`, on the store's worker threads."""
-        aio = self.engine.aio
-        history = self._window(await aio.run_sync(self._load))
-        query = input if input and input.strip() else last_user_text(history)
-        results = await aio.search(query, **self._search_args()) if query.strip() else []
-        return self._system_message(results) + history
+        history = self._window(await self.engine.aio.run_sync(self._load))
+        injection = await self._inline().aprepare(self._query(input, history))
+        return self._system_message(injection) + history
 
     async def aget_all(self) -> list[ChatMessage]:
         """Async :meth:`get_all`."""

@@ -10,16 +10,18 @@ from llama_index.core.llms import LLM
 from llama_index.core.memory.memory import BaseMemoryBlock
 
 from ..core.engine import SyncHierarchicalMemory
-from ..protocol import build_instruction, format_memories, parse_memory_blocks
+from ..inline import InlineMemory
+from ..protocol import parse_memory_blocks
 from ._common import (
     EngineLike,
     Scope,
+    ScopePolicy,
     as_sync,
+    inline_memory,
     last_user_text,
     register_engine,
     resolve_engine,
-    scope_session,
-    store_extracted,
+    resolve_scope_policy,
     store_user_context,
     transcript_text,
 )
@@ -37,12 +39,14 @@ EXTRACTION_REQUEST = (
 class HeadroomMemoryBlock(BaseMemoryBlock[str]):
     """Long-term memories for LlamaIndex's ``Memory``.
 
-    - ``aget`` searches the memories relevant to the recent messages (the latest user
-      message) and returns them formatted within ``max_tokens``.
+    - ``aget`` returns the memories relevant to the recent messages (the latest user
+      message), plus up to ``core_top_k`` of the user's most important ones, formatted within
+      ``max_tokens`` (the package's :class:`~headroom_integrations.inline.InlineMemory`).
     - ``aput`` receives the messages flushed from short-term memory. With ``llm`` it asks the
-      model once for a ``<memory>`` block over them (the package's inline protocol) and stores
-      what it returns at ``extracted_scope``; without one it stores the user's messages as
-      session-scoped ``context`` memories.
+      model once for a ``<memory>`` block over them (the package's inline protocol) and
+      stores what it returns following ``scope_policy`` (``"user"``, ``"session"`` or
+      ``"auto"``; ``extracted_scope`` is its older name, still accepted); without one it
+      stores the user's messages as session-scoped ``context`` memories.
 
     The session is ``session_id`` when set, else the one the ``Memory`` passes.
     """
@@ -53,10 +57,14 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
     agent_id: str | None = Field(default=None, description="Optional agent scope.")
     top_k: int = Field(default=5, ge=1)
     max_tokens: int = Field(default=400, ge=0, description="Budget of the formatted memories.")
-    min_similarity: float | None = Field(default=None)
+    min_similarity: float | None = Field(default=None, description="None: no similarity floor.")
+    core_top_k: int = Field(default=5, ge=0, description="Most important memories always given.")
     llm: LLM | None = Field(default=None, description="Model used to extract memories.")
-    extracted_scope: Scope = Field(
-        default="user", description="Scope of LLM-extracted memories: 'user' or 'session'."
+    scope_policy: ScopePolicy | None = Field(
+        default=None, description="Where LLM-extracted memories go: 'user', 'session' or 'auto'."
+    )
+    extracted_scope: Scope | None = Field(
+        default=None, description="Older name of scope_policy: 'user' or 'session'."
     )
     store_key: str | None = Field(default=None)
     store_config: dict[str, Any] = Field(default_factory=dict)
@@ -67,6 +75,7 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
         sync = as_sync(engine) if engine is not None else None
         if sync is not None:
             data["store_key"], data["store_config"] = register_engine(sync)
+        data["scope_policy"] = resolve_scope_policy(data.get("scope_policy"), data.get("extracted_scope"))
         super().__init__(**data)
         self._engine = sync
 
@@ -80,19 +89,24 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
     def _session(self, session_id: str | None) -> str | None:
         return self.session_id or session_id
 
-    async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
-        query = last_user_text(messages)
-        if not query.strip():
-            return ""
-        results = await self.engine.aio.search(
-            query,
+    def _inline(self, session_id: str | None, *, extract: bool) -> InlineMemory:
+        return inline_memory(
+            self.engine,
             user_id=self.user_id,
-            session_id=self._session(block_kwargs.get("session_id")),
+            session_id=session_id,
             agent_id=self.agent_id,
             top_k=self.top_k,
             min_similarity=self.min_similarity,
+            core_top_k=self.core_top_k,
+            max_tokens=self.max_tokens,
+            extract=extract,
+            scope_policy=self.scope_policy or "user",
         )
-        return format_memories(results, max_tokens=self.max_tokens).text
+
+    async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
+        inline = self._inline(self._session(block_kwargs.get("session_id")), extract=False)
+        injection = await inline.aprepare(last_user_text(messages))
+        return injection.memories.text
 
     async def _aput(self, messages: list[ChatMessage]) -> None:
         if not messages:
@@ -102,9 +116,8 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
             None,
         )
         session_id = self._session(passed)
-        aio = self.engine.aio
         if self.llm is None:
-            await aio.run_sync(
+            await self.engine.aio.run_sync(
                 store_user_context,
                 self.engine,
                 messages,
@@ -116,30 +129,13 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
         transcript = transcript_text(messages)
         if not transcript:
             return
-        known = await aio.search(
-            last_user_text(messages) or transcript,
-            user_id=self.user_id,
-            session_id=session_id,
-            agent_id=self.agent_id,
-            top_k=self.top_k,
-        )
-        injected = format_memories(known, max_tokens=self.max_tokens)
-        system = build_instruction(allow_supersede=bool(injected))
-        if injected:
-            system = f"{injected.text}\n\n{system}"
+        inline = self._inline(session_id, extract=True)
+        injection = await inline.aprepare(last_user_text(messages) or transcript)
         prompt = [
-            ChatMessage(role=MessageRole.SYSTEM, content=system),
+            ChatMessage(role=MessageRole.SYSTEM, content=injection.system_text()),
             ChatMessage(role=MessageRole.USER, content=EXTRACTION_REQUEST.format(transcript=transcript)),
         ]
         response = await self.llm.achat(prompt)
         parsed = parse_memory_blocks(response.message.content or "")
         if parsed.memories:
-            await aio.run_sync(
-                store_extracted,
-                self.engine,
-                parsed.memories,
-                refs=injected.refs,
-                user_id=self.user_id,
-                session_id=scope_session(self.extracted_scope, session_id),
-                agent_id=self.agent_id,
-            )
+            await inline.astore(parsed, injection.refs)

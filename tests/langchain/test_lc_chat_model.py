@@ -307,3 +307,51 @@ async def test_chat_openai_async_streaming(memory: SyncHierarchicalMemory) -> No
     text = "".join([c.content async for c in model.astream("I moved to Lisbon")])  # type: ignore[misc]
     assert text == "Noted, you live in Lisbon now."
     assert current(memory) == ["User lives in Lisbon"]
+
+
+CONTEXT = (
+    "Good luck with the demo."
+    '<memory>{"memories": [{"content": "User is preparing a demo today", "category": "context", '
+    '"importance": 0.4}]}</memory>'
+)
+
+
+@pytest.mark.parametrize(
+    ("options", "scope"),
+    [
+        ({}, (None, None)),
+        ({"scope_policy": "auto"}, ("s1", "bot")),
+        ({"scope_policy": "session"}, ("s1", "bot")),
+        ({"store_scope": "user"}, (None, None)),
+        ({"store_scope": "agent"}, ("s1", "bot")),
+    ],
+)
+def test_scope_policy_and_legacy_store_scope(memory: SyncHierarchicalMemory, options: dict[str, Any], scope: tuple[Any, Any]) -> None:
+    inner = RecordingListModel(responses=[CONTEXT])
+    wrap(inner, memory, session_id="s1", agent_id="bot", **options).invoke("I have a demo today")
+    (rec,) = memory.query(MemoryFilter(user_id="alice", all_scopes=True))
+    assert (rec.session_id, rec.agent_id) == scope
+
+
+def test_contradicting_scope_options_are_refused(memory: SyncHierarchicalMemory) -> None:
+    with pytest.raises(ValueError, match="contradicts"):
+        wrap(RecordingListModel(responses=["x"]), memory, store_scope="user", scope_policy="auto")
+
+
+def test_core_memories_are_injected_whatever_the_question(memory: SyncHierarchicalMemory) -> None:
+    memory.add("User is allergic to peanuts", user_id="alice", importance=0.9)
+    inner = RecordingListModel(responses=["ok", "ok"])
+    wrap(inner, memory).invoke("Explain TCP congestion control")
+    assert "allergic to peanuts" in system_text(inner.seen[0])
+    wrap(inner, memory, core_top_k=0).invoke("Explain TCP congestion control")
+    assert "allergic to peanuts" not in system_text(inner.seen[1])
+
+
+def test_inject_false_and_keyword_search_mode(memory: SyncHierarchicalMemory) -> None:
+    memory.add("User's cat is called Miso", user_id="alice", importance=0.9)
+    inner = RecordingListModel(responses=["ok", "ok"])
+    wrap(inner, memory, inject=False).invoke("What is my cat called, Miso?")
+    sent = system_text(inner.seen[0])
+    assert "Miso" not in sent and "<memory>" in sent  # no memories, still the instruction
+    wrap(inner, memory, search_mode="text", core_top_k=0).invoke("Miso")
+    assert "User's cat is called Miso" in system_text(inner.seen[1])

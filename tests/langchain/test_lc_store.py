@@ -127,3 +127,43 @@ def test_create_agent_tools_use_the_store(memory: SyncHierarchicalMemory) -> Non
     agent2 = create_agent(ToolCallingFake(messages=iter(script2)), [remember, recall], store=HeadroomStore(memory=memory))
     out: Any = agent2.invoke({"messages": [HumanMessage("Who is my sister?")]})
     assert out["messages"][2].content == "Alice's sister is Ines"
+
+
+def test_items_are_keyed_by_a_deterministic_memory_id(memory: SyncHierarchicalMemory) -> None:
+    store = HeadroomStore(memory=memory)
+    ns = ("memories", "alice", "s1")
+    store.put(ns, "k", {"content": "Alice flies to Oslo"})
+    rec = memory.get(HeadroomStore.item_id(ns, "k"))
+    assert rec is not None and rec.session_id == "s1" and rec.content == "Alice flies to Oslo"
+    assert HeadroomStore.item_id(ns, "k") != HeadroomStore.item_id(("memories", "alice"), "k")
+    store.put(ns, "k", {"content": "Alice flies to Bergen"})
+    assert memory.get(HeadroomStore.item_id(ns, "k")).content == "Alice flies to Bergen"  # type: ignore[union-attr]
+    store.delete(ns, "k")
+    assert store.get(ns, "k") is None
+    store.put(ns, "k", {"content": "Alice flies to Tromso"})  # the key can be used again
+    assert store.get(ns, "k").value == {"content": "Alice flies to Tromso"}  # type: ignore[union-attr]
+
+
+def test_superseded_item_is_found_through_its_current_version(memory: SyncHierarchicalMemory) -> None:
+    store = HeadroomStore(memory=memory)
+    ns = ("memories", "alice")
+    store.put(ns, "city", {"content": "Alice lives in Lisbon"})
+    new = memory.supersede(HeadroomStore.item_id(ns, "city"), "Alice lives in Porto")
+    item = store.get(ns, "city")
+    assert item is not None and memory.get(new.id).is_current  # type: ignore[union-attr]
+    store.put(ns, "city", {"content": "Alice lives in Faro"})
+    assert store.get(ns, "city").value == {"content": "Alice lives in Faro"}  # type: ignore[union-attr]
+    assert [r.content for r in memory.get_all(user_id="alice")] == ["Alice lives in Faro"]
+    store.delete(ns, "city")
+    assert store.get(ns, "city") is None and memory.get_all(user_id="alice") == []
+
+
+def test_search_across_users_and_scopes(memory: SyncHierarchicalMemory) -> None:
+    store = HeadroomStore(memory=memory)
+    store.put(("memories", "alice"), "a", {"content": "Alice drinks green tea"})
+    store.put(("memories", "alice", "s1", "bot"), "b", {"content": "Alice ordered tea today"})
+    store.put(("memories", "bob"), "c", {"content": "Bob drinks black tea"})
+    store.put(("other", "bob"), "d", {"content": "Bob drinks oolong tea"})
+    assert {h.key for h in store.search(("memories",), query="tea")} == {"a", "b", "c"}
+    assert {h.key for h in store.search(("memories", "alice"), query="tea")} == {"a", "b"}
+    assert {h.key for h in store.search((), query="tea")} == {"a", "b", "c", "d"}

@@ -10,7 +10,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.llms.openai import OpenAI
 
 from conftest import system_text
-from headroom_integrations.llama_index import HeadroomMemoryLLM
+from headroom_integrations.llama_index import HeadroomMemoryBlock, HeadroomMemoryLLM
 
 BLOCK = (
     '<memory>{"memories": [{"content": "User is training for the Berlin marathon", '
@@ -150,3 +150,18 @@ async def test_openai_sdk_streaming_never_leaks_the_block(memory) -> None:
     for d in deltas:
         assert "<" not in d and "memor" not in d and "{" not in d
     assert [r.content for r in memory.get_all(user_id="pia")] == ["User is training for the Berlin marathon"]
+
+
+def test_scope_policy_and_legacy_extracted_scope(memory, scripted) -> None:
+    for options, session in (({"extracted_scope": "session"}, "s9"), ({"scope_policy": "auto"}, "s9"),
+                             ({}, None)):
+        memory.clear(user_id="z")
+        llm = HeadroomMemoryLLM(llm=scripted(replies=["ok\n" + BLOCK]), engine=memory, user_id="z",
+                                session_id="s9", **options)
+        llm.chat([ChatMessage(role="user", content="Berlin marathon")])
+        (rec,) = memory.get_all(user_id="z")
+        assert rec.session_id == session, options
+    legacy = HeadroomMemoryLLM(llm=scripted(), engine=memory, user_id="z", extracted_scope="session")
+    assert legacy.scope_policy == "session"
+    block = HeadroomMemoryBlock(engine=memory, user_id="z", extracted_scope="session")
+    assert HeadroomMemoryBlock.model_validate(block.model_dump()).scope_policy == "session"
