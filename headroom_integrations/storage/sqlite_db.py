@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..core.errors import StoreCorruptedError
+from ..core.errors import StoreClosedError, StoreCorruptedError
 
 _RETRYABLE = ("database is locked", "database is busy", "database table is locked")
 
@@ -28,6 +28,7 @@ class SQLiteDatabase:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self._depth = 0
+        self._closed = False
         try:
             self.conn = sqlite3.connect(
                 path,
@@ -55,6 +56,7 @@ class SQLiteDatabase:
         Nested use joins the outer transaction.
         """
         with self.lock:
+            self._check_open()
             if self._depth:
                 self._depth += 1
                 try:
@@ -103,19 +105,30 @@ class SQLiteDatabase:
     def execute(self, sql: str, params: tuple | list | dict = ()) -> sqlite3.Cursor:
         """Run one statement under the lock (autocommit outside a transaction)."""
         with self.lock:
+            self._check_open()
             return self.conn.execute(sql, params)
 
     def fetchall(self, sql: str, params: tuple | list | dict = ()) -> list[tuple]:
         with self.lock:
+            self._check_open()
             return self.conn.execute(sql, params).fetchall()
 
     def fetchone(self, sql: str, params: tuple | list | dict = ()) -> tuple | None:
         with self.lock:
+            self._check_open()
             row: tuple | None = self.conn.execute(sql, params).fetchone()
             return row
 
+    def _check_open(self) -> None:
+        """Work that was already running when another thread called close() ends with the
+        same clear error as a call made after it (not sqlite3's ProgrammingError)."""
+        if self._closed:
+            raise StoreClosedError("this memory store is closed")
+
     def close(self) -> None:
+        """Close the connection. Waits for a running transaction or statement (same lock)."""
         with self.lock:
+            self._closed = True
             try:
                 self.conn.close()
             except sqlite3.Error:
