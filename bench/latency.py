@@ -1,0 +1,437 @@
+"""Latency and footprint of the engine at 1k / 10k / 100k memories.
+
+    nice -n 10 python -m bench.latency                    # 1000,10000,100000
+    python -m bench.latency --sizes 1000,10000 --queries 100
+
+For each size N and each layout (``spread``: N memories over 1,000 users; ``single``: all in
+one user) a fresh on-disk store (SQLite + FTS5 + embedded Chroma) is built from
+reproducible synthetic memories (templates, fixed seed), then measured:
+
+- ``search`` p50/p95 (hybrid, top_k=5) over distinct never-seen queries, query embedding
+  included; the same queries again = query-embedding cache hits, reported apart; text-only
+  and vector-only p50 for comparison;
+- one ``add`` (embedding, dedup check, SQLite, FTS5 and Chroma included), p50/p95;
+- batch ingest rate: ``add_many`` of fresh memories (batches of 100, embedding included);
+- injection: search + ``protocol.format_memories`` within a 400-token budget;
+- process RSS / USS after the build and bytes on disk per memory.
+
+Building the stores embeds each generated text once: vectors are kept in a memory-mapped
+file under bench/.cache and reused by later stores of the same run (the build is not what is
+timed; the add / ingest figures always embed fresh text with the real embedder).
+Writes bench/results/latency.json, latency.md, latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import CACHE_DIR, RESULTS_DIR, machine_info, percentile, write_json
+
+N_USERS_SPREAD = 1000
+
+NAMES = ["Alice", "Bob", "Priya", "Diego", "Mei", "Olu", "Sven", "Fatima", "Kenji", "Lucia",
+         "Omar", "Hana", "Jonas", "Amara", "Tariq", "Ingrid", "Ravi", "Chloe", "Mateo", "Yara"]
+THINGS = ["Go", "Rust", "Python", "TypeScript", "PostgreSQL", "SQLite", "Kubernetes", "Terraform",
+          "dark mode", "vim", "VS Code", "tabs", "spaces", "pytest", "Docker", "React", "Svelte",
+          "jazz", "sourdough", "climbing", "chess", "running", "cycling", "sushi", "green tea",
+          "espresso", "oat milk", "the Berlin office", "remote work", "standups", "pair programming",
+          "a standing desk", "mechanical keyboards", "podcasts", "sci-fi novels", "hiking", "yoga"]
+PLACES = ["Lisbon", "Nairobi", "Osaka", "Toronto", "Berlin", "Austin", "Seoul", "Lagos", "Oslo",
+          "Melbourne", "Bogota", "Krakow", "Pune", "Dublin", "Marseille", "Hanoi"]
+PROJECTS = ["billing service", "mobile app", "data pipeline", "search ranking", "auth rewrite",
+            "onboarding flow", "metrics dashboard", "payments API", "ML feature store",
+            "design system", "CI migration", "support chatbot", "recommendation engine"]
+WHEN = ["on Monday", "last week", "in March", "yesterday", "next Friday", "in the summer",
+        "after the offsite", "before the launch", "every morning", "on weekends", "in Q3"]
+TEMPLATES = [
+    "{name} prefers {thing} over {thing2} for most work.",
+    "{name} is moving to {place} {when}.",
+    "The {project} deadline was moved to {when}; {name} owns the rollout.",
+    "{name} said the {project} is blocked on a {thing} upgrade.",
+    "User likes {thing} and dislikes {thing2}.",
+    "{name} visited {place} {when} and loved the food.",
+    "Remember that {name} is allergic to {food}.",
+    "{name} asked to get a reminder about the {project} review {when}.",
+    "The team decided to use {thing} for the {project}.",
+    "{name}'s favourite way to relax is {thing}.",
+    "{name} mentioned their sister lives in {place}.",
+    "For the {project}, {name} wants weekly status updates {when}.",
+    "{name} switched from {thing2} to {thing} {when} and is happier now.",
+    "User's manager is {name}; 1:1s happen {when}.",
+    "{name} is learning {thing} {when} to help with the {project}.",
+]
+FOODS = ["peanuts", "shellfish", "gluten", "lactose", "sesame", "kiwi", "eggs"]
+QUESTIONS = [
+    "What does {name} prefer for work?",
+    "Where is {name} moving?",
+    "Who owns the {project} rollout?",
+    "What is {name} allergic to?",
+    "When is the {project} review?",
+    "What does the user think about {thing}?",
+    "Which tool did the team pick for the {project}?",
+    "How does {name} like to relax?",
+    "What is {name} learning?",
+    "Who lives in {place}?",
+]
+
+
+def _fill(rng: random.Random, template: str) -> str:
+    t1, t2 = rng.sample(THINGS, 2)
+    return template.format(
+        name=rng.choice(NAMES), thing=t1, thing2=t2, place=rng.choice(PLACES),
+        project=rng.choice(PROJECTS), when=rng.choice(WHEN), food=rng.choice(FOODS),
+    )
+
+
+def make_texts(n: int, seed: int) -> list[str]:
+    """n reproducible, distinct memory sentences."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        s = _fill(rng, rng.choice(TEMPLATES))
+        if s in seen:  # make it distinct the way real notes differ: a detail appended
+            s = s[:-1] + f" (noted #{len(out)})."
+        seen.add(s)
+        out.append(s)
+    return out
+
+
+def make_queries(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed + 1)
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        q = _fill(rng, rng.choice(QUESTIONS))
+        if q in seen:
+            q = q[:-1] + f" ({len(out)})?"
+        seen.add(q)
+        out.append(q)
+    return out
+
+
+class DocVectorCache:
+    """Embeds the generated corpus once (memory-mapped on disk); queries and any text not
+    in the corpus go to the real embedder."""
+
+    def __init__(self, inner: Any, texts: Sequence[str], path: Path) -> None:
+        self.inner = inner
+        self.index = {t: i for i, t in enumerate(texts)}
+        self.path = path
+        n = len(texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        done_path = path.with_suffix(".done")
+        done = int(done_path.read_text()) if done_path.is_file() and path.is_file() else 0
+        mode = "r+" if done else "w+"
+        self.vecs = np.lib.format.open_memmap(path, mode=mode, dtype=np.float32,
+                                              shape=(n, inner.dimension))
+        self.done = done
+        self.done_path = done_path
+        if not done:  # reuse the vectors of a smaller corpus of the same seed (a prefix)
+            for other in sorted(path.parent.glob(path.name.rsplit("_", 1)[0] + "_*.npy")):
+                o_done = other.with_suffix(".done")
+                if other == path or not o_done.is_file():
+                    continue
+                prev = np.load(other, mmap_mode="r")
+                m = min(int(o_done.read_text()), n, prev.shape[0])
+                if m > self.done:
+                    self.vecs[:m] = prev[:m]
+                    self.done = m
+            if self.done:
+                self.vecs.flush()
+                done_path.write_text(str(self.done))
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.inner.dimension)
+
+    def ensure(self, upto: int, texts: Sequence[str], embed_limit: int | None = None) -> None:
+        """Embed the corpus up to ``upto``. Past ``embed_limit`` texts are not embedded: their
+        vectors are an embedded text's vector (i mod embed_limit) plus small seeded noise,
+        re-normalised (a documented shortcut when the machine is too slow to embed 100k)."""
+        from tqdm import tqdm
+
+        if embed_limit is not None and upto > embed_limit:
+            self.ensure(embed_limit, texts)
+            if self.done < upto:
+                rng = np.random.default_rng(upto)
+                for start in range(self.done, upto, 10000):
+                    end = min(upto, start + 10000)
+                    base = np.asarray(self.vecs[[i % embed_limit for i in range(start, end)]])
+                    noisy = base + rng.normal(0, 0.02, base.shape).astype(np.float32)
+                    self.vecs[start:end] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+                    self.done = end
+                self.vecs.flush()
+                self.done_path.write_text(str(self.done))
+            return
+        if upto <= self.done:
+            return
+        with tqdm(total=upto - self.done, desc=f"embedding corpus to {upto}", unit="text") as bar:
+            for start in range(self.done, upto, 512):
+                end = min(upto, start + 512)
+                self.vecs[start:end] = self.inner.embed_documents(list(texts[start:end]))
+                bar.update(end - start)
+                self.done = end
+        self.vecs.flush()
+        self.done_path.write_text(str(self.done))
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        idx = [self.index.get(t) for t in texts]
+        if all(i is not None and i < self.done for i in idx):
+            return np.asarray(self.vecs[idx])
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.inner.embed_query(text)
+
+
+def dir_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def measure_store(n: int, layout: str, texts: Sequence[str], queries: Sequence[str],
+                  embedder: DocVectorCache, real: Any, seed: int, n_adds: int,
+                  n_ingest: int = 1000) -> dict[str, Any]:
+    import psutil
+    from tqdm import tqdm
+
+    from headroom_integrations import MemoryConfig, SyncHierarchicalMemory
+    from headroom_integrations.core.engine import MemoryInput
+
+    rng = random.Random(seed + n)
+    users = [f"user-{i:04d}" for i in range(N_USERS_SPREAD)] if layout == "spread" else ["user-0000"]
+    tmp = Path(tempfile.mkdtemp(prefix=f"latency-{n}-{layout}-"))
+    db = tmp / "memory.db"
+    engine = SyncHierarchicalMemory.create(MemoryConfig(db_path=str(db)), embedder=embedder)
+    batch = 1000
+    t0 = time.perf_counter()
+    with tqdm(total=n, desc=f"build {n} {layout}", unit="mem") as bar:
+        for start in range(0, n, batch):
+            items = [MemoryInput(content=texts[i], user_id=users[i % len(users)])
+                     for i in range(start, min(n, start + batch))]
+            engine.add_many(items, dedup=False)
+            bar.update(len(items))
+    build_s = time.perf_counter() - t0
+    # from here the real embedder only
+    engine.embedder = real
+    gc.collect()
+    proc = psutil.Process()
+    mem = proc.memory_full_info()
+    out: dict[str, Any] = {"size": n, "layout": layout, "users": len(users),
+                           "build_seconds_index_only": round(build_s, 1)}
+
+    def q_user() -> str:
+        return rng.choice(users)
+
+    # search: distinct fresh queries (cache misses), then the same again (hits)
+    lat: dict[str, list[float]] = {"hybrid": [], "hybrid_cached": [], "text": [], "vector": [],
+                                   "inject": []}
+    plan = [(q, q_user()) for q in queries]
+    engine.search("warm up", user_id=plan[0][1], top_k=5)
+    for q, u in plan:
+        s = time.perf_counter()
+        engine.search(q, user_id=u, top_k=5)
+        lat["hybrid"].append(time.perf_counter() - s)
+    for q, u in plan:
+        s = time.perf_counter()
+        engine.search(q, user_id=u, top_k=5)
+        lat["hybrid_cached"].append(time.perf_counter() - s)
+    for q, u in plan:
+        s = time.perf_counter()
+        engine.search(q, user_id=u, top_k=5, mode="text")
+        lat["text"].append(time.perf_counter() - s)
+    for q, u in plan:  # cached embedding: vector index time only
+        s = time.perf_counter()
+        engine.search(q, user_id=u, top_k=5, mode="vector")
+        lat["vector"].append(time.perf_counter() - s)
+    emb_t = []
+    for q, _ in plan[: min(100, len(plan))]:
+        s = time.perf_counter()
+        real.embed_query(q + " ?")
+        emb_t.append(time.perf_counter() - s)
+    try:
+        from headroom_integrations.protocol import format_memories
+    except ImportError:
+        format_memories = None
+    if format_memories is not None:
+        for q, u in plan:
+            q2 = "inject: " + q
+            s = time.perf_counter()
+            format_memories(engine.search(q2, user_id=u, top_k=8), max_tokens=400)
+            lat["inject"].append(time.perf_counter() - s)
+    # single add (fresh text: embedding + dedup check + SQLite + FTS5 + Chroma)
+    fresh = make_texts(n_adds + n_ingest, seed + 7 + n)
+    fresh = [f"{t} [{layout}-{n}-{i}]" for i, t in enumerate(fresh)]
+    adds = []
+    for t in fresh[:n_adds]:
+        s = time.perf_counter()
+        engine.add(t, user_id=q_user())
+        adds.append(time.perf_counter() - s)
+    # batch ingest: add_many in batches of 100, fresh text, embedding included
+    rest = fresh[n_adds:]
+    s = time.perf_counter()
+    for start in range(0, len(rest), 100):
+        engine.add_many([MemoryInput(content=t, user_id=q_user()) for t in rest[start:start + 100]])
+    ingest_s = time.perf_counter() - s
+    engine.close()
+    disk = sum(dir_bytes(p) for p in tmp.iterdir())
+    total = n + len(fresh)
+    ms = lambda v, q: round(1000 * percentile(v, q), 3)  # noqa: E731
+    out.update({
+        "search_p50_ms": ms(lat["hybrid"], 50), "search_p95_ms": ms(lat["hybrid"], 95),
+        "search_cached_p50_ms": ms(lat["hybrid_cached"], 50),
+        "search_cached_p95_ms": ms(lat["hybrid_cached"], 95),
+        "text_only_p50_ms": ms(lat["text"], 50),
+        "vector_only_cached_embedding_p50_ms": ms(lat["vector"], 50),
+        "embed_query_p50_ms": ms(emb_t, 50),
+        "inject_p50_ms": ms(lat["inject"], 50) if lat["inject"] else None,
+        "inject_p95_ms": ms(lat["inject"], 95) if lat["inject"] else None,
+        "add_p50_ms": ms(adds, 50), "add_p95_ms": ms(adds, 95),
+        "ingest_per_s": round(len(rest) / ingest_s, 1),
+        "rss_mib_after_build": round(mem.rss / 2**20, 1),
+        "uss_mib_after_build": round(mem.uss / 2**20, 1),
+        "disk_bytes_per_memory": round(disk / total),
+        "queries": len(plan), "adds": len(adds), "ingest_items": len(rest),
+    })
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def cache_hit_micro(real: Any) -> dict[str, float]:
+    """embed_query through the engine's LRU cache: the cost of a hit alone."""
+    from headroom_integrations.storage.cache import LRUCache
+
+    cache = LRUCache(1024)
+    key = f"{real.name}\x00hello"
+    cache.put(key, real.embed_query("hello"))
+    t = []
+    for _ in range(2000):
+        s = time.perf_counter()
+        cache.get(key)
+        t.append(time.perf_counter() - s)
+    return {"lru_get_p50_us": round(1e6 * percentile(t, 50), 2)}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    info = res["machine"]
+    lines = [
+        "# Latency and footprint",
+        "",
+        f"Measured {info['when']} on {info['cpu_count']} cores (shared with other work; "
+        f"load {info.get('load_avg_1m')}), Python {info['python']}, chromadb "
+        f"{info['versions'].get('chromadb')}, SQLite {info['versions'].get('sqlite')}. "
+        f"Command: `{res['command']}`. Times in ms; search = hybrid, top_k=5, query "
+        "embedding included (distinct never-seen queries); cached = the same queries again.",
+        "",
+        "| N | layout | search p50 | p95 | cached p50 | p95 | text-only p50 | vector-only p50 (cached emb.) | embed q p50 | inject p50 | add p50 | add p95 | ingest /s | RSS MiB | USS MiB | disk B/mem |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in res["runs"]:
+        lines.append(
+            f"| {r['size']} | {r['layout']} | {r['search_p50_ms']} | {r['search_p95_ms']} | "
+            f"{r['search_cached_p50_ms']} | {r['search_cached_p95_ms']} | {r['text_only_p50_ms']} | "
+            f"{r['vector_only_cached_embedding_p50_ms']} | {r['embed_query_p50_ms']} | "
+            f"{r['inject_p50_ms']} | {r['add_p50_ms']} | {r['add_p95_ms']} | {r['ingest_per_s']} | "
+            f"{r['rss_mib_after_build']} | {r['uss_mib_after_build']} | {r['disk_bytes_per_memory']} |"
+        )
+    lines += ["", f"LRU cache get alone: {res['cache_hit']['lru_get_p50_us']} µs (p50).", ""]
+    return "\n".join(lines)
+
+
+def plot(res: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for layout, style in (("spread", "-"), ("single", "--")):
+        runs = [r for r in res["runs"] if r["layout"] == layout]
+        if not runs:
+            continue
+        xs = [r["size"] for r in runs]
+        for key, label in (("search_p50_ms", "search p50"), ("search_p95_ms", "search p95"),
+                           ("search_cached_p50_ms", "cached p50"), ("add_p50_ms", "add p50")):
+            ax.plot(xs, [r[key] for r in runs], style, marker="o", label=f"{label} ({layout})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("memories in store")
+    ax.set_ylabel("ms")
+    ax.set_title("headroom search / add latency vs store size")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--layouts", default="spread,single")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--adds", type=int, default=100)
+    ap.add_argument("--ingest", type=int, default=1000, help="fresh memories for the ingest rate")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--embed-limit", type=int, default=10000,
+                    help="embed at most this many corpus texts; vectors of the rest are derived "
+                         "from them with noise (0 = embed all)")
+    args = ap.parse_args(argv)
+
+    from headroom_integrations.embedders.fastembed import FastEmbedEmbedder
+
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    layouts = [x for x in args.layouts.split(",") if x]
+    real = FastEmbedEmbedder()
+    texts = make_texts(max(sizes), args.seed)
+    queries = make_queries(args.queries, args.seed)
+    cache = DocVectorCache(real, texts, args.cache_dir / f"latency_vectors_{args.seed}_{max(sizes)}.npy")
+    t0 = time.perf_counter()
+    cache.ensure(max(sizes), texts, args.embed_limit or None)
+    corpus_embed_s = time.perf_counter() - t0
+    runs = []
+    for n in sizes:
+        for layout in layouts:
+            r = measure_store(n, layout, texts, queries, cache, real, args.seed, args.adds, args.ingest)
+            print({k: r[k] for k in ("size", "layout", "search_p50_ms", "search_p95_ms",
+                                     "add_p50_ms", "ingest_per_s")}, file=sys.stderr)
+            runs.append(r)
+    res = {
+        "machine": machine_info(),
+        "command": "python -m bench.latency " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "seed": args.seed,
+        "corpus_embedding_seconds": round(corpus_embed_s, 1),
+        "corpus_embedded_texts": min(max(sizes), args.embed_limit or max(sizes)),
+        "cache_hit": cache_hit_micro(real),
+        "runs": runs,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / f"latency{args.tag}.json", res)
+    (args.out / f"latency{args.tag}.md").write_text(markdown(res))
+    plot(res, args.out / f"latency{args.tag}.png")
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+"""LoCoMo retrieval benchmark: recall@k of the engine's search over real long conversations.
+
+    python -m bench.locomo                      # baseline + tuned, all 10 conversations
+    python -m bench.locomo --variants baseline  # the engine as it is
+    python -m bench.locomo --conversations 1 --questions 20   # a quick slice
+
+Each LoCoMo conversation is one user's store; each dialog turn is one memory (text plus the
+image caption when the turn shared a picture; speaker, session, date and dia_id are kept as
+metadata, the session date as ``valid_from``). Each question searches its conversation's
+user. recall@k = fraction of the question's evidence dia_ids found among the top-k turns,
+averaged over questions that have evidence. Reported for categories 1-4 together, per
+category, and category 5 (adversarial) apart; for the engine's hybrid search and, in the
+same run and store, keyword-only (``mode="text"``) and vector-only (``mode="vector"``).
+
+Variants (``--variants``):
+- ``baseline``: the engine as it is (stock ``SyncHierarchicalMemory``, default config), turn
+  text as content.
+- ``tuned``: ``bench.tuned`` - the write-time and query-time changes recommended to the
+  engine (see bench/results/locomo_experiments.md), prototyped outside the package.
+
+Nothing reads answers or evidence except the scoring. The top-k lists are prefixes of one
+top-25 search per question and method (the engine's candidate pool is then
+max(25 * candidate_multiplier, min_candidates)). Writes bench/results/locomo_<variant>.json,
+locomo.md and locomo.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .common import CACHE_DIR, RESULTS_DIR, CachingEmbedder, machine_info, write_json
+
+DATA_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "bench-data" / "locomo10.json"
+EVIDENCE_ID = re.compile(r"D\d+:\d+")
+KS = (5, 10, 25)
+METHODS = ("hybrid", "text", "vector")
+CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+REFERENCE = {
+    "plain script, categories 1-4": {
+        "bm25": [0.471, 0.551, 0.653],
+        "vector": [0.416, 0.504, 0.645],
+        "plain RRF": [0.511, 0.605, 0.719],
+    },
+    "LoCoMo paper DRAGON (all categories)": [0.567, 0.662, 0.767],
+}
+
+
+@dataclass
+class Turn:
+    dia_id: str
+    speaker: str
+    text: str
+    caption: str
+    session: int
+    date: str
+    when: datetime | None
+    index: int  # position in the whole conversation
+
+
+@dataclass
+class Conversation:
+    sample_id: str
+    speakers: tuple[str, str]
+    turns: list[Turn]
+    qa: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_date(text: str) -> datetime | None:
+    """'1:56 pm on 8 May, 2023' -> datetime (UTC), or None."""
+    for fmt in ("%I:%M %p on %d %B, %Y", "%I:%M %p on %d %b, %Y"):
+        try:
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
+def load_locomo(path: Path) -> list[Conversation]:
+    data = json.loads(Path(path).read_text())
+    out = []
+    for sample in data:
+        conv = sample["conversation"]
+        sessions = sorted(
+            int(m.group(1))
+            for key in conv
+            if (m := re.fullmatch(r"session_(\d+)", key)) and conv[key]
+        )
+        turns: list[Turn] = []
+        for s in sessions:
+            date = str(conv.get(f"session_{s}_date_time", ""))
+            for t in conv[f"session_{s}"]:
+                caption = t.get("blip_caption") or ""
+                turns.append(
+                    Turn(
+                        dia_id=t["dia_id"],
+                        speaker=t["speaker"],
+                        text=t.get("text", ""),
+                        caption=str(caption),
+                        session=s,
+                        date=date,
+                        when=parse_date(date),
+                        index=len(turns),
+                    )
+                )
+        out.append(
+            Conversation(
+                sample_id=sample["sample_id"],
+                speakers=(conv["speaker_a"], conv["speaker_b"]),
+                turns=turns,
+                qa=sample["qa"],
+            )
+        )
+    return out
+
+
+def evidence_ids(qa: dict[str, Any]) -> list[str]:
+    ids: list[str] = []
+    for ev in qa.get("evidence") or []:
+        ids.extend(EVIDENCE_ID.findall(str(ev)))
+    return list(dict.fromkeys(ids))
+
+
+def plain_content(turn: Turn, turns: Sequence[Turn]) -> str:
+    """Baseline memory text: what was said, plus the shared image's caption."""
+    text = turn.text
+    if turn.caption:
+        text += f" [shared an image: {turn.caption}]"
+    return text
+
+
+# --------------------------------------------------------------------------- variants
+@dataclass
+class Variant:
+    name: str
+    description: str
+    content: Callable[[Turn, Sequence[Turn]], str]
+    open_engine: Callable[[str, Any], Any]
+    search: Callable[..., list[Any]] | None = None  # (engine, query, user_id, top_k, mode)
+    search_text: Callable[[Turn, Sequence[Turn]], str] | None = None  # keyword-only context
+
+
+def _stock_engine(db_path: str, embedder: Any) -> Any:
+    from headroom_integrations import MemoryConfig, SyncHierarchicalMemory
+
+    return SyncHierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder)
+
+
+def get_variant(name: str) -> Variant:
+    if name == "baseline":
+        return Variant(
+            "baseline",
+            "stock engine, default MemoryConfig; content = turn text (+ image caption)",
+            plain_content,
+            _stock_engine,
+        )
+    if name == "tuned":
+        from . import tuned
+
+        return tuned.variant()
+    raise SystemExit(f"unknown variant {name!r}")
+
+
+# --------------------------------------------------------------------------- running
+def ingest(engine: Any, conv: Conversation, content: Callable[[Turn, Sequence[Turn]], str],
+           search_text: Callable[[Turn, Sequence[Turn]], str] | None = None) -> int:
+    from headroom_integrations.core.engine import MemoryInput
+
+    items = [
+        MemoryInput(
+            content=content(t, conv.turns),
+            user_id=conv.sample_id,
+            category="fact",
+            metadata={
+                "dia_id": t.dia_id,
+                "speaker": t.speaker,
+                "session": t.session,
+                "date": t.date,
+                "turn_index": t.index,
+                **({"image_caption": t.caption} if t.caption else {}),
+                **({"search_text": search_text(t, conv.turns)} if search_text else {}),
+            },
+            valid_from=t.when,
+        )
+        for t in conv.turns
+    ]
+    # dedup off: a transcript legitimately repeats short turns ("Thanks!"), each its own dia_id.
+    return len(engine.add_many(items, dedup=False))
+
+
+def ranked_dia_ids(results: Sequence[Any]) -> list[str]:
+    out: list[str] = []
+    for r in results:
+        d = r.memory.metadata.get("dia_id")
+        if d and d not in out:
+            out.append(d)
+    return out
+
+
+def run_variant(
+    variant: Variant,
+    convs: Sequence[Conversation],
+    embedder: Any,
+    *,
+    max_questions: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"locomo-{variant.name}-"))
+    engine = variant.open_engine(str(tmp / "memory.db"), embedder)
+    t0 = time.perf_counter()
+    n_mem = 0
+    for conv in tqdm(convs, desc=f"[{variant.name}] ingest", disable=not progress):
+        n_mem += ingest(engine, conv, variant.content, variant.search_text)
+    ingest_s = time.perf_counter() - t0
+    if hasattr(embedder, "save"):
+        embedder.save()
+
+    search = variant.search or (
+        lambda eng, q, uid, k, mode: eng.search(q, user_id=uid, top_k=k, mode=mode)
+    )
+    per_q: list[dict[str, Any]] = []
+    jobs = [(c, qa) for c in convs for qa in (c.qa[:max_questions] if max_questions else c.qa)]
+    timings: dict[str, list[float]] = defaultdict(list)
+    missing_ids = 0
+    for conv, qa in tqdm(jobs, desc=f"[{variant.name}] search", disable=not progress):
+        ev = evidence_ids(qa)
+        known = {t.dia_id for t in conv.turns}
+        missing_ids += sum(1 for e in ev if e not in known)
+        row: dict[str, Any] = {
+            "sample_id": conv.sample_id,
+            "category": int(qa["category"]),
+            "question": qa["question"],
+            "evidence": ev,
+        }
+        for mode in METHODS:
+            s = time.perf_counter()
+            res = search(engine, qa["question"], conv.sample_id, max(KS), mode)
+            timings[mode].append(time.perf_counter() - s)
+            ranked = ranked_dia_ids(res)
+            row[mode] = ranked
+        per_q.append(row)
+    if hasattr(embedder, "save"):
+        embedder.save()
+    engine.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    metrics = score(per_q)
+    return {
+        "variant": variant.name,
+        "description": variant.description,
+        "memories": n_mem,
+        "questions": len(per_q),
+        "questions_with_evidence": sum(1 for r in per_q if r["evidence"]),
+        "evidence_ids_not_in_conversation": missing_ids,
+        "ingest_seconds": round(ingest_s, 2),
+        "mean_search_ms": {m: round(1000 * sum(v) / len(v), 2) for m, v in timings.items() if v},
+        "metrics": metrics,
+        "per_question": per_q,
+    }
+
+
+def recall_at(ranked: Sequence[str], evidence: Sequence[str], k: int) -> float:
+    top = set(ranked[:k])
+    return sum(1 for e in evidence if e in top) / len(evidence)
+
+
+def score(per_q: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """{group: {method: {"n": int, "r@5": .., "r@10": .., "r@25": ..}}}; groups: "1-4",
+    "cat1".."cat5"."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in per_q:
+        if not r["evidence"]:
+            continue
+        c = r["category"]
+        groups[f"cat{c}"].append(r)
+        if c in (1, 2, 3, 4):
+            groups["1-4"].append(r)
+    out: dict[str, Any] = {}
+    for g in ["1-4", "cat1", "cat2", "cat3", "cat4", "cat5"]:
+        rows = groups.get(g, [])
+        out[g] = {}
+        for m in METHODS:
+            entry: dict[str, Any] = {"n": len(rows)}
+            for k in KS:
+                entry[f"r@{k}"] = (
+                    round(sum(recall_at(r[m], r["evidence"], k) for r in rows) / len(rows), 4)
+                    if rows
+                    else None
+                )
+            out[g][m] = entry
+    return out
+
+
+# --------------------------------------------------------------------------- reporting
+def markdown(results: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
+    lines = [
+        "# LoCoMo retrieval recall",
+        "",
+        f"Measured {info['when']} on {info['cpu_count']} cores, Python {info['python']}, "
+        f"chromadb {info['versions'].get('chromadb')}, fastembed {info['versions'].get('fastembed')}; "
+        "embedder all-MiniLM-L6-v2 int8 (local ONNX). Command: `python -m bench.locomo`.",
+        "",
+        "recall@k = share of a question's evidence turns among the top-k; averaged over "
+        "questions with evidence. Methods share one store and embedder per variant.",
+        "",
+    ]
+    for res in results:
+        lines += [
+            f"## {res['variant']}: {res['description']}",
+            "",
+            f"{res['memories']} memories, {res['questions']} questions "
+            f"({res['questions_with_evidence']} with evidence; "
+            f"{res['evidence_ids_not_in_conversation']} evidence ids name no turn and count as misses). "
+            f"Mean search time per query (ms): "
+            + ", ".join(f"{m} {v}" for m, v in res["mean_search_ms"].items()),
+            "",
+            "| group | n | method | R@5 | R@10 | R@25 |",
+            "| --- | ---: | --- | ---: | ---: | ---: |",
+        ]
+        for g, by_m in res["metrics"].items():
+            label = "cat 1-4" if g == "1-4" else f"{g} {CATEGORY_NAMES[int(g[3:])]}"
+            for m, e in by_m.items():
+                if e["n"] == 0:
+                    continue
+                vals = " | ".join(f"{e[f'r@{k}']:.3f}" for k in KS)
+                lines.append(f"| {label} | {e['n']} | {m} | {vals} |")
+        lines.append("")
+    lines += [
+        "Reference (categories 1-4, plain script): BM25 0.471/0.551/0.653, vector "
+        "0.416/0.504/0.645, plain RRF 0.511/0.605/0.719. LoCoMo paper, DRAGON over dialog "
+        "turns (all categories): 0.567/0.662/0.767.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(results: Sequence[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = ["1-4", "cat1", "cat2", "cat3", "cat4", "cat5"]
+    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4), squeeze=False)
+    for ax, res in zip(axes[0], results):
+        width = 0.27
+        for i, m in enumerate(METHODS):
+            vals = [res["metrics"][g][m]["r@10"] or 0.0 for g in groups]
+            ax.bar([x + (i - 1) * width for x in range(len(groups))], vals, width, label=m)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(["cat 1-4", "multi-hop", "temporal", "open-dom", "single-hop", "advers."],
+                           fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("recall@10")
+        ax.set_title(f"LoCoMo recall@10 - {res['variant']}")
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA_DEFAULT)
+    ap.add_argument("--variants", default="baseline,tuned")
+    ap.add_argument("--conversations", type=int, default=None, help="use only the first N")
+    ap.add_argument("--questions", type=int, default=None, help="first N questions of each")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--tag", default="", help="suffix of the result file names")
+    ap.add_argument("--no-cache", action="store_true", help="do not reuse cached embeddings")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+
+    from headroom_integrations.embedders.fastembed import FastEmbedEmbedder
+
+    convs = load_locomo(args.data)
+    if args.conversations:
+        convs = convs[: args.conversations]
+    base = FastEmbedEmbedder()
+    embedder = base if args.no_cache else CachingEmbedder(base, CACHE_DIR / "locomo_embeddings.npz")
+    info = machine_info()
+    results = []
+    for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        res = run_variant(get_variant(name), convs, embedder, max_questions=args.questions,
+                          progress=not args.quiet)
+        results.append(res)
+        write_json(args.out / f"locomo_{name}{args.tag}.json", {"machine": info, "reference": REFERENCE, **res})
+        m = res["metrics"]["1-4"]
+        print(f"[{name}] categories 1-4: " + "; ".join(
+            f"{meth} " + "/".join(f"{m[meth][f'r@{k}']:.3f}" for k in KS) for meth in METHODS
+        ), file=sys.stderr)
+    (args.out / f"locomo{args.tag}.md").write_text(markdown(results, info))
+    plot(results, args.out / f"locomo{args.tag}.png")
+    return {"machine": info, "results": results}
+
+
+if __name__ == "__main__":
+    main()
