@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -38,8 +38,10 @@ class MemoryConfig(BaseModel):
     """What to do when the store was built with another embedder: ``error`` or ``reindex``."""
 
     # search
+    fusion: Literal["score", "rrf"] = "score"
+    """How hybrid search fuses its two sides: min-max normalised scores, or reciprocal ranks."""
     rrf_k: int = Field(default=60, ge=1)
-    vector_weight: float = Field(default=1.0, ge=0.0)
+    vector_weight: float = Field(default=0.5, ge=0.0)
     text_weight: float = Field(default=1.0, ge=0.0)
     importance_weight: float = Field(default=0.0, ge=0.0)
     recency_weight: float = Field(default=0.0, ge=0.0)

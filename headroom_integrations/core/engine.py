@@ -35,7 +35,7 @@ from .models import (
     utcnow,
 )
 from .ports import Embedder, IndexedDoc, MemoryCache, ScopeQuery, TextIndex, Vector, VectorIndex
-from .ranking import Candidate, FusionWeights, recency_factor, rrf_score
+from .ranking import Candidate, FusionWeights, recency_factor, relevance
 from .validation import check_id, check_importance, check_text, check_top_k
 
 if TYPE_CHECKING:
@@ -64,13 +64,16 @@ class MemoryInput(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     valid_from: datetime | None = None
     provenance: Provenance | None = None
+    search_text: str | None = None
+    """Extra text for keyword search only (e.g. surrounding conversation, date, speaker)."""
 
 
 class ConsistencyReport(BaseModel):
     """How the indexes compare with SQLite, the source of truth."""
 
     memories: int
-    vectors: int
+    vectors: int | None
+    """Vectors in the index; None when the quick check (on open) did not count them."""
     keywords: int
     missing_vectors: list[str] = Field(default_factory=list)
     orphan_vectors: list[str] = Field(default_factory=list)
@@ -119,6 +122,7 @@ class SyncHierarchicalMemory:
         self._closed = False
         self._aio: HierarchicalMemory | None = None
         self.weights = FusionWeights(
+            fusion=config.fusion,
             rrf_k=config.rrf_k,
             vector=config.vector_weight,
             text=config.text_weight,
@@ -252,6 +256,7 @@ class SyncHierarchicalMemory:
         provenance: Provenance | None = None,
         dedup: bool | None = None,
         memory_id: str | None = None,
+        search_text: str | None = None,
     ) -> MemoryRecord:
         """Store a memory and return it, or return the existing twin when one is current.
 
@@ -259,6 +264,7 @@ class SyncHierarchicalMemory:
         (``dedup_threshold``) a near-identical embedding; its importance is raised and the
         new provenance recorded instead of storing a second copy. A narrower-scope memory
         whose importance reaches ``bubble_threshold`` is also promoted to user scope.
+        ``search_text`` is indexed for keyword search only (never shown or embedded).
         """
         item = MemoryInput.model_construct(
             content=content,
@@ -273,6 +279,7 @@ class SyncHierarchicalMemory:
             valid_from=valid_from,
             provenance=provenance,
             memory_id=memory_id,
+            search_text=search_text,
         ) if not isinstance(content, MemoryInput) else content
         return self.add_many([item], dedup=dedup)[0]
 
@@ -293,11 +300,13 @@ class SyncHierarchicalMemory:
         with self._write_lock:
             fresh: list[tuple[MemoryRecord, Vector]] = []
             seen: dict[tuple[Any, ...], MemoryRecord] = {}
-            for record, vector, has_key in zip(records, vectors, keyed):
+            # a caller-chosen id is never merged away
+            twins = self._find_twins(records, vectors, keyed) if use_dedup else []
+            for n, (record, vector, has_key) in enumerate(zip(records, vectors, keyed)):
                 twin = None
-                if use_dedup and not has_key:  # a caller-chosen id is never merged away
+                if use_dedup and not has_key:
                     key = _scope_key(record) + (_norm_key(record.content),)
-                    twin = seen.get(key) or self._find_twin(record, vector)
+                    twin = seen.get(key) or twins[n]
                     if twin is not None:
                         twin = self._merge_into(twin, record)
                         seen[key] = twin
@@ -342,29 +351,61 @@ class SyncHierarchicalMemory:
             valid_from=valid_from,
             entity_refs=[str(e) for e in item.entity_refs],
             metadata=item.metadata,
+            search_text=self._check_search_text(getattr(item, "search_text", None)),
             provenance=[provenance],
         )
 
-    def _find_twin(self, record: MemoryRecord, vector: Vector) -> MemoryRecord | None:
-        same = self.store.find_same_content(record)
-        if same is not None:
-            return same  # type: ignore[no-any-return]
-        threshold = self.config.dedup_threshold
-        if threshold >= 1.0:
+    def _check_search_text(self, text: str | None) -> str | None:
+        if text is None or (isinstance(text, str) and not text.strip()):
             return None
-        exact_scope = ScopeQuery(
-            user_id=record.user_id,
-            session_id=record.session_id,
-            agent_id=record.agent_id,
-            turn_id=record.turn_id,
-            levels=(record.scope_level,),
-        )
-        hits = self.vector_index.query(vector, 1, exact_scope)
-        if hits and hits[0][1] >= threshold:
-            twin = self.store.get(hits[0][0])
-            if twin is not None and twin.is_current:
-                return twin  # type: ignore[no-any-return]
-        return None
+        return check_text(text, name="search_text", max_chars=self.config.max_content_chars * 4)
+
+    def _find_twin(self, record: MemoryRecord, vector: Vector) -> MemoryRecord | None:
+        return self._find_twins([record], np.asarray(vector).reshape(1, -1))[0]
+
+    def _find_twins(
+        self, records: Sequence[MemoryRecord], vectors: Vector, skip: Sequence[bool] | None = None
+    ) -> list[MemoryRecord | None]:
+        """For each record, a current memory of the same scope with the same normalised text
+        or (``dedup_threshold``) a near-identical embedding; one vector call per user."""
+        out: list[MemoryRecord | None] = [None] * len(records)
+        near: list[int] = []
+        for n, record in enumerate(records):
+            if skip is not None and skip[n]:
+                continue
+            same = self.store.find_same_content(record)
+            if same is not None:
+                out[n] = same
+            elif self.config.dedup_threshold < 1.0:
+                near.append(n)
+        if not near:
+            return out
+        scopes = [
+            ScopeQuery(
+                user_id=records[n].user_id,
+                session_id=records[n].session_id,
+                agent_id=records[n].agent_id,
+                turn_id=records[n].turn_id,
+                levels=(records[n].scope_level,),
+            )
+            for n in near
+        ]
+        rows = np.asarray(vectors)[near]
+        finder = getattr(self.vector_index, "nearest_twins", None)
+        if finder is not None:
+            hits = finder(rows, scopes, self.config.dedup_threshold)
+        else:
+            hits = []
+            for row, scope in zip(rows, scopes):
+                got = self.vector_index.query(row, 1, scope)
+                hits.append(got[0] if got and got[0][1] >= self.config.dedup_threshold else None)
+        found = self.store.get_many([h[0] for h in hits if h is not None])
+        for n, hit in zip(near, hits):
+            if hit is not None:
+                twin = found.get(hit[0])
+                if twin is not None and twin.is_current and twin.user_id == records[n].user_id:
+                    out[n] = twin
+        return out
 
     def _merge_into(self, twin: MemoryRecord, new: MemoryRecord) -> MemoryRecord:
         boosted = max(twin.importance, new.importance)
@@ -519,7 +560,7 @@ class SyncHierarchicalMemory:
             self.store.insert(new)
             self.text_index.set_current([old.id], False)
             self.text_index.upsert([IndexedDoc.of(new)])
-        self.vector_index.set_current([old.id], False)
+        self.vector_index.set_current([old.id], False, user_id=old.user_id)
         self.vector_index.upsert([IndexedDoc.of(new)], vector.reshape(1, -1))
         self.store.mark_synced([old.id, new.id])
         copy = self.store.find_promoted_copy(old.id)
@@ -567,7 +608,9 @@ class SyncHierarchicalMemory:
             vector = (
                 self.embedder.embed_documents([record.content])[0]
                 if changed_text
-                else self.vector_index.get_vectors([record.id]).get(record.id)
+                else self.vector_index.get_vectors([record.id], user_id=record.user_id).get(
+                    record.id
+                )
             )
             if vector is None:
                 vector = self.embedder.embed_documents([record.content])[0]
@@ -604,7 +647,7 @@ class SyncHierarchicalMemory:
                         self.store.update(succ)
                 self.store.delete([memory_id])
                 self.text_index.delete([memory_id])
-            self.vector_index.delete([memory_id])
+            self.vector_index.delete([memory_id], user_id=record.user_id)
             copy = self.store.find_promoted_copy(memory_id)
             if copy is not None:
                 self.delete(copy.id)
@@ -634,7 +677,7 @@ class SyncHierarchicalMemory:
             with self.store.transaction():
                 ids = self.store.delete_scope(scope, exact=False)
                 self.text_index.delete(ids)
-            self.vector_index.delete(ids)
+            self.vector_index.delete(ids, user_id=scope.user_id)
         return len(ids)
 
     # ------------------------------------------------------------------ reading
@@ -781,21 +824,25 @@ class SyncHierarchicalMemory:
         if need_vector and query.strip():
             qvec = self.embed_query(query)
         if mode != "text" and qvec is not None:
-            for rank, (mid, sim) in enumerate(self.vector_index.query(qvec, n, scope, cats), 1):
+            hits = self.vector_index.query(qvec, n, scope, cats)
+            for rank, (mid, sim) in enumerate(hits, 1):
                 candidates[mid] = Candidate(mid, vector_rank=rank, similarity=sim)
         if mode != "vector":
-            for rank, (mid, _score) in enumerate(self.text_index.search(query, n, scope, cats), 1):
+            for rank, (mid, bm25) in enumerate(self.text_index.search(query, n, scope, cats), 1):
                 cand = candidates.setdefault(mid, Candidate(mid))
                 cand.text_rank = rank
+                cand.text_score = bm25
         if not candidates:
             return []
         records = self.store.get_many(list(candidates))
-        if qvec is not None:
+        if qvec is not None and min_similarity is not None:
+            # keyword-only hits have no similarity yet: the floor needs one
             missing = [m for m, c in candidates.items() if c.similarity is None and m in records]
-            for mid, vec in self.vector_index.get_vectors(missing).items():
+            for mid, vec in self.vector_index.get_vectors(missing, user_id=scope.user_id).items():
                 candidates[mid].similarity = float(np.dot(vec, qvec))
         now = utcnow()
         w = self.weights
+        fused = relevance(candidates.values(), w)
         results: list[SearchResult] = []
         for mid, cand in candidates.items():
             record = records.get(mid)
@@ -807,7 +854,7 @@ class SyncHierarchicalMemory:
                 continue
             if min_similarity is not None and (cand.similarity or 0.0) < min_similarity:
                 continue
-            score = rrf_score(cand, w)
+            score = fused[mid]
             if w.importance:
                 score += w.importance * record.importance
             if w.recency:

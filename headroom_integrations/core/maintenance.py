@@ -34,27 +34,31 @@ def check_consistency(engine: SyncHierarchicalMemory, *, full: bool) -> Consiste
     from .engine import ConsistencyReport
 
     store = engine.store
+    if not full:
+        # Cheap, on every open: the write journal (unsynced rows), keyword count against
+        # SQLite, and whether the vector index lost everything. No per-partition counts.
+        with _snapshot(engine):
+            n_mem = store.count()
+            n_txt = engine.text_index.count()
+            unsynced = list(store.unsynced_ids())
+        empty = getattr(engine.vector_index, "is_empty", None)
+        vectors_gone = n_mem > 0 and callable(empty) and bool(empty())
+        if n_mem == n_txt and not vectors_gone:
+            return ConsistencyReport(
+                memories=n_mem, vectors=None, keywords=n_txt, unsynced=unsynced
+            )
     n_vec = engine.vector_index.count()
-    vec_ids = engine.vector_index.all_ids() if full else None
+    vec_ids = engine.vector_index.all_ids()
     with _snapshot(engine):
         n_mem = store.count()
         n_txt = engine.text_index.count()
         unsynced = list(store.unsynced_ids())
-        truth = store.all_ids() if full or not (n_mem == n_vec == n_txt) else None
-        txt_ids = engine.text_index.all_ids() if truth is not None else None
+        truth = store.all_ids()
+        txt_ids = engine.text_index.all_ids()
     report = ConsistencyReport(memories=n_mem, vectors=n_vec, keywords=n_txt, unsynced=unsynced)
-    if truth is None or txt_ids is None:
-        return report
-    if vec_ids is None:
-        # Counts differed on the fast path: list ids. Vectors read after the snapshot may
-        # include memories written since; those are not orphans, so only trust ids that
-        # were absent from SQLite before *and* after the vector read.
-        vec_ids = engine.vector_index.all_ids()
-        with _snapshot(engine):
-            truth_after = store.all_ids()
-        orphan_vectors = (vec_ids - truth) - truth_after
-    else:
-        orphan_vectors = vec_ids - truth
+    # Vectors were read before the snapshot: one written meanwhile by another process shows
+    # as missing (re-indexing is idempotent), never as an orphan.
+    orphan_vectors = vec_ids - truth
     report.missing_vectors = sorted(truth - vec_ids)
     report.orphan_vectors = sorted(orphan_vectors)
     report.missing_keywords = sorted(truth - txt_ids)

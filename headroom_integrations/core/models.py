@@ -107,6 +107,9 @@ class MemoryRecord(BaseModel):
     promoted_from: str | None = None
     entity_refs: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    search_text: str | None = None
+    """Extra text indexed for keyword search only (never shown or embedded): e.g. the
+    conversation around the memory, its date, the speaker."""
     provenance: list[Provenance] = Field(default_factory=list)
     access_count: int = 0
     last_accessed: datetime | None = None

@@ -80,10 +80,14 @@ class IndexedDoc:
     turn_id: str | None
     category: str
     is_current: bool
+    keywords: str = ""
+    """What the keyword index indexes: the content and the memory's ``search_text``."""
 
     @classmethod
     def of(cls, record: MemoryRecord) -> IndexedDoc:
+        extra = getattr(record, "search_text", None)
         return cls(
+            keywords=f"{record.content}\n{extra}" if extra else record.content,
             id=record.id,
             content=record.content,
             user_id=record.user_id,
@@ -155,19 +159,33 @@ class MemoryStore(Protocol):
 
 @runtime_checkable
 class VectorIndex(Protocol):
-    """Nearest-neighbour search over memory vectors, filtered by scope."""
+    """Nearest-neighbour search over memory vectors, filtered by scope.
+
+    ``user_id=`` on the id-based methods is a hint naming the owner of the ids (an index
+    partitioned by user uses it; without it, it looks everywhere).
+    """
 
     def upsert(self, docs: Sequence[IndexedDoc], vectors: Vector) -> None: ...
-    def set_current(self, memory_ids: Sequence[str], is_current: bool) -> None: ...
-    def delete(self, memory_ids: Sequence[str]) -> None: ...
+    def set_current(
+        self, memory_ids: Sequence[str], is_current: bool, *, user_id: str | None = None
+    ) -> None: ...
+    def delete(self, memory_ids: Sequence[str], *, user_id: str | None = None) -> None: ...
     def query(
-        self, vector: Vector, k: int, scope: ScopeQuery, categories: Sequence[str] | None = None
+        self,
+        vector: Vector,
+        k: int,
+        scope: ScopeQuery,
+        categories: Sequence[str] | None = None,
+        min_similarity: float | None = None,
     ) -> list[tuple[str, float]]:
         """Up to ``k`` (id, cosine similarity) pairs visible from ``scope``, most similar first."""
         ...
 
-    def get_vectors(self, memory_ids: Sequence[str]) -> dict[str, Vector]: ...
+    def get_vectors(
+        self, memory_ids: Sequence[str], *, user_id: str | None = None
+    ) -> dict[str, Vector]: ...
     def count(self) -> int: ...
+    def is_empty(self) -> bool: ...
     def all_ids(self) -> set[str]: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...

@@ -90,7 +90,7 @@ class FTS5TextIndex:
                     "turn_id, category, is_current) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         rowid,
-                        doc.content,
+                        doc.keywords or doc.content,
                         doc.user_id,
                         doc.session_id or "",
                         doc.agent_id or "",

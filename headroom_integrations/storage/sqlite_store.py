@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS memories (
     entity_refs TEXT NOT NULL,
     metadata TEXT NOT NULL,
     provenance TEXT NOT NULL,
+    search_text TEXT,
     access_count INTEGER NOT NULL DEFAULT 0,
     last_accessed TEXT,
     vector_synced INTEGER NOT NULL DEFAULT 0
@@ -64,7 +65,7 @@ CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 _COLUMNS = (
     "id, content, content_hash, category, importance, user_id, session_id, agent_id, turn_id, "
     "scope_level, created_at, valid_from, valid_until, is_current, supersedes, superseded_by, "
-    "promoted_from, entity_refs, metadata, provenance, access_count, last_accessed"
+    "promoted_from, entity_refs, metadata, provenance, access_count, last_accessed, search_text"
 )
 _PLACEHOLDERS = ", ".join("?" for _ in _COLUMNS.split(","))
 
@@ -174,6 +175,7 @@ class SQLiteMemoryStore:
             json.dumps([p.model_dump(mode="json") for p in record.provenance]),
             record.access_count,
             _ts(record.last_accessed),
+            record.search_text,
         )
 
     @staticmethod
@@ -199,6 +201,7 @@ class SQLiteMemoryStore:
             provenance=[Provenance.model_validate(p) for p in json.loads(row[19])],
             access_count=row[20],
             last_accessed=_dt(row[21]),
+            search_text=row[22],
         )
 
     def insert(self, record: MemoryRecord) -> None:
