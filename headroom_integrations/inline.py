@@ -11,7 +11,7 @@ parsed; nothing here knows about OpenAI, LangChain or LlamaIndex.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +23,7 @@ from .protocol import (
     InjectedMemories,
     ParseResult,
     build_instruction,
+    drop_typed,
     format_memories,
     resolve_ref,
 )
@@ -75,6 +76,7 @@ class InlineMemory:
     """The user's memories at least this important are injected whatever the question."""
     max_tokens: int = 400
     placement: Placement = "system"
+    search_mode: Literal["hybrid", "vector", "text"] = "hybrid"
     extract: bool = True
     """Ask the model for a ``<memory>`` block and store it (False: inject only)."""
     scope_policy: Literal["auto", "session", "user"] = "auto"
@@ -119,6 +121,7 @@ class InlineMemory:
                     session_id=self.session_id,
                     agent_id=self.agent_id,
                     top_k=self.top_k,
+                    mode=self.search_mode,
                 ):
                     relevant = hit.text_rank is not None or (
                         hit.similarity is not None and hit.similarity >= self.min_similarity
@@ -146,9 +149,20 @@ class InlineMemory:
         return format_memories(results, max_tokens=self.max_tokens)
 
     # ---------------------------------------------------------------- after the call
-    def store(self, parsed: ParseResult, refs: dict[str, str] | None = None) -> list[MemoryRecord]:
+    def store(
+        self,
+        parsed: ParseResult,
+        refs: dict[str, str] | None = None,
+        *,
+        typed: Collection[str] = (),
+    ) -> list[MemoryRecord]:
         """Store the memories of a parsed ``<memory>`` block (blocking). Never raises:
-        a memory that cannot be stored is logged and skipped."""
+        a memory that cannot be stored is logged and skipped.
+
+        ``typed`` (from ``protocol.typed_memories(user_texts)``): memories the user typed in
+        their own ``<memory>`` tags; a model copying one back does not get it stored.
+        """
+        parsed = drop_typed(parsed, typed)
         out: list[MemoryRecord] = []
         for item in parsed.memories:
             record = self._store_one(item, refs or {})
@@ -157,10 +171,14 @@ class InlineMemory:
         return out
 
     async def astore(
-        self, parsed: ParseResult, refs: dict[str, str] | None = None
+        self,
+        parsed: ParseResult,
+        refs: dict[str, str] | None = None,
+        *,
+        typed: Collection[str] = (),
     ) -> list[MemoryRecord]:
         """``store`` on the store's worker threads."""
-        return await self.aio.run_sync(self.store, parsed, refs)
+        return await self.aio.run_sync(self.store, parsed, refs, typed=typed)
 
     def _store_one(self, item: ExtractedMemory, refs: dict[str, str]) -> MemoryRecord | None:
         provenance = Provenance(agent_id=self.agent_id, source=self.source)

@@ -33,17 +33,25 @@ def test_locomo_harness_slice(tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = locomo.main(["--data", str(data), "--variants", "baseline,tuned", "--out", str(out),
                        "--no-cache", "--quiet"])
-    for name in ("baseline", "tuned"):
-        saved = json.loads((out / f"locomo_{name}.json").read_text())
-        assert saved["questions"] == len(qa)
-        assert {"machine", "metrics", "per_question", "reference"} <= set(saved)
-        for group, by_method in saved["metrics"].items():
+    import gzip
+
+    saved = json.loads((out / "locomo.json").read_text())
+    assert {"machine", "reference", "results"} <= set(saved)
+    assert [r["variant"] for r in saved["results"]] == ["baseline", "tuned"]
+    for summary in saved["results"]:
+        assert "per_question" not in summary  # details live in the .json.gz files
+        assert summary["questions"] == len(qa)
+        for group, by_method in summary["metrics"].items():
             assert set(by_method) == {"hybrid", "text", "vector"}
             for entry in by_method.values():
                 for k in (5, 10, 25):
                     v = entry[f"r@{k}"]
                     assert v is None or 0.0 <= v <= 1.0
-        last = saved["per_question"][-1]
+    for name in ("baseline", "tuned"):
+        with gzip.open(out / f"locomo_{name}_questions.json.gz", "rt") as fh:
+            details = json.load(fh)
+        assert len(details["per_question"]) == len(qa)
+        last = details["per_question"][-1]
         for method in ("hybrid", "text", "vector"):
             # tuned keyword search indexes neighbour context, so a neighbour may tie: top 3
             assert easy["dia_id"] in last[method][:3], (name, method, last[method][:3])

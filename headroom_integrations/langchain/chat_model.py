@@ -34,7 +34,14 @@ from pydantic import ConfigDict, Field, model_validator
 from ..core.engine import SyncHierarchicalMemory
 from ..core.models import MemoryRecord
 from ..inline import InlineMemory, Injection
-from ..protocol import InjectedMemories, MemoryStreamStripper, ParseResult, parse_memory_blocks
+from ..protocol import (
+    InjectedMemories,
+    MemoryStreamStripper,
+    ParseResult,
+    drop_typed,
+    parse_memory_blocks,
+    typed_memories,
+)
 from ._common import content_text, resolve_engine
 
 __all__ = ["HeadroomMemoryChatModel"]
@@ -61,26 +68,8 @@ class _Turn:
     messages: list[BaseMessage]
     inline: InlineMemory
     refs: dict[str, str] = field(default_factory=dict)
-    user_typed: set[str] = field(default_factory=set)
+    user_typed: frozenset[str] = frozenset()
     injected: list[MemoryRecord] = field(default_factory=list)
-
-
-class _ModeSearch:
-    """The engine with ``mode=`` added to its searches (InlineMemory has no search mode)."""
-
-    def __init__(self, engine: SyncHierarchicalMemory, mode: str) -> None:
-        self._engine = engine
-        self._mode = mode
-
-    def search(self, query: str, **kwargs: Any) -> Any:
-        return self._engine.search(query, mode=self._mode, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def _latest_human(messages: Sequence[BaseMessage]) -> str:
@@ -266,11 +255,9 @@ class HeadroomMemoryChatModel(BaseChatModel):
     # ------------------------------------------------------------------ preparing
     def _inline(self, extract: bool) -> InlineMemory:
         """The shared inject-and-extract loop for one call, with this model's settings."""
-        engine: Any = self.engine
-        if self.search_mode != "hybrid":
-            engine = _ModeSearch(self.engine, self.search_mode)
         return InlineMemory.of(
-            engine,
+            self.engine,
+            search_mode=self.search_mode,
             user_id=self.user_id,
             session_id=self.session_id,
             agent_id=self.agent_id,
@@ -295,8 +282,7 @@ class HeadroomMemoryChatModel(BaseChatModel):
                 out[idx] = system.model_copy(
                     update={"content": _append_text(system.content, addendum)}
                 )
-        human = _latest_human(messages)
-        typed = {_norm(m.content) for m in parse_memory_blocks(human).memories} if human else set()
+        typed = typed_memories(content_text(m.content) for m in messages if m.type == "human")
         injected = injection.memories
         return _Turn(out, inline, dict(injected.refs), typed, list(injected.records))
 
@@ -327,10 +313,8 @@ class HeadroomMemoryChatModel(BaseChatModel):
         (None when there is nothing to store)."""
         if not self.extract or not parsed.memories:
             return None
-        kept = [m for m in parsed.memories if _norm(m.content) not in turn.user_typed]
-        if len(kept) < len(parsed.memories):
-            logger.info("ignored a memory copied from the user's own <memory> text")
-        return dataclasses.replace(parsed, memories=kept) if kept else None
+        kept = drop_typed(parsed, turn.user_typed)
+        return kept if kept.memories else None
 
     def _store(self, parsed: ParseResult, turn: _Turn) -> list[MemoryRecord]:
         """Store the memories of a parsed answer; never raises (failures are logged)."""

@@ -32,6 +32,11 @@ def _dump(message: BaseMessage) -> str:
     return json.dumps(message_to_dict(_finished(message)), ensure_ascii=False, default=str)
 
 
+KIND = "langchain"
+"""Transcript entries of this adapter (another framework's entries for the same session
+are kept apart)."""
+
+
 def _load(payloads: Sequence[str]) -> list[BaseMessage]:
     return messages_from_dict([json.loads(p) for p in payloads])
 
@@ -71,20 +76,20 @@ class HeadroomChatMessageHistory(BaseChatMessageHistory):
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """Every stored message of this session, in the order added."""
-        return _load(self.engine.transcripts.get(self.user_id, self.session_id))
+        return _load(self.engine.transcripts.get(self.user_id, self.session_id, kind=KIND))
 
     def get_messages(self, limit: int | None = None) -> list[BaseMessage]:
         """The stored messages (the last ``limit`` when given), oldest first."""
-        return _load(self.engine.transcripts.get(self.user_id, self.session_id, limit=limit))
+        return _load(self.engine.transcripts.get(self.user_id, self.session_id, limit=limit, kind=KIND))
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append messages atomically, in order (chunks stored as finished messages)."""
         payloads = [_dump(m) for m in messages]
-        self.engine.transcripts.append(self.user_id, self.session_id, payloads)
+        self.engine.transcripts.append(self.user_id, self.session_id, payloads, kind=KIND)
 
     def clear(self) -> None:
         """Delete this session's transcript (memories are kept)."""
-        self.engine.transcripts.clear(self.user_id, self.session_id)
+        self.engine.transcripts.clear(self.user_id, self.session_id, kind=KIND)
 
     # ------------------------------------------------------------------ async (store threads)
     async def aget_messages(self) -> list[BaseMessage]:
@@ -95,13 +100,13 @@ class HeadroomChatMessageHistory(BaseChatMessageHistory):
         """Async ``add_messages``, run on the store's worker threads."""
         payloads = [_dump(m) for m in messages]
         await self.engine.aio.run_sync(
-            self.engine.transcripts.append, self.user_id, self.session_id, payloads
+            self.engine.transcripts.append, self.user_id, self.session_id, payloads, kind=KIND
         )
 
     async def aclear(self) -> None:
         """Async ``clear``, run on the store's worker threads."""
         await self.engine.aio.run_sync(
-            self.engine.transcripts.clear, self.user_id, self.session_id
+            self.engine.transcripts.clear, self.user_id, self.session_id, kind=KIND
         )
 
     def __repr__(self) -> str:

@@ -9,7 +9,7 @@ stored. Tool calling is delegated to the wrapped model, so function-calling agen
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -20,6 +20,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
+    MessageRole,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SerializeAsAny
 from llama_index.core.llms import LLM
@@ -28,7 +29,7 @@ from llama_index.core.llms.llm import ToolSelection
 
 from ..core.engine import SyncHierarchicalMemory
 from ..inline import InlineMemory
-from ..protocol import MemoryStreamStripper, ParseResult, parse_memory_blocks
+from ..protocol import MemoryStreamStripper, ParseResult, parse_memory_blocks, typed_memories
 from ._common import (
     EngineLike,
     Scope,
@@ -37,6 +38,7 @@ from ._common import (
     as_sync,
     inline_memory,
     last_user_text,
+    message_text,
     register_engine,
     resolve_engine,
     resolve_scope_policy,
@@ -128,17 +130,19 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
             scope_policy=self.scope_policy or "user",
         )
 
-    def _prepare(self, messages: Sequence[ChatMessage]) -> tuple[list[ChatMessage], InlineMemory, dict[str, str]]:
+    def _prepare(self, messages: Sequence[ChatMessage]) -> tuple[list[ChatMessage], _Turn]:
         inline = self._inline()
         injection = inline.prepare(last_user_text(messages))
-        return add_system_text(messages, injection.system_text()), inline, injection.refs
+        return add_system_text(messages, injection.system_text()), _Turn(
+            inline, injection.refs, _typed(messages)
+        )
 
-    async def _aprepare(
-        self, messages: Sequence[ChatMessage]
-    ) -> tuple[list[ChatMessage], InlineMemory, dict[str, str]]:
+    async def _aprepare(self, messages: Sequence[ChatMessage]) -> tuple[list[ChatMessage], _Turn]:
         inline = self._inline()
         injection = await inline.aprepare(last_user_text(messages))
-        return add_system_text(messages, injection.system_text()), inline, injection.refs
+        return add_system_text(messages, injection.system_text()), _Turn(
+            inline, injection.refs, _typed(messages)
+        )
 
     def _clean(self, response: ChatResponse) -> tuple[ChatResponse, ParseResult]:
         parsed = parse_memory_blocks(response.message.content)
@@ -154,21 +158,21 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ chat
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        prepared, inline, refs = self._prepare(messages)
+        prepared, turn = self._prepare(messages)
         response, parsed = self._clean(self.llm.chat(prepared, **kwargs))
         if parsed.memories:
-            inline.store(parsed, refs)
+            turn.inline.store(parsed, turn.refs, typed=turn.typed)
         return response
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        prepared, inline, refs = await self._aprepare(messages)
+        prepared, turn = await self._aprepare(messages)
         response, parsed = self._clean(await self.llm.achat(prepared, **kwargs))
         if parsed.memories:
-            await inline.astore(parsed, refs)
+            await turn.inline.astore(parsed, turn.refs, typed=turn.typed)
         return response
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        prepared, inline, refs = self._prepare(messages)
+        prepared, turn = self._prepare(messages)
         inner = self.llm.stream_chat(prepared, **kwargs)
 
         def gen() -> Generator[ChatResponse, None, None]:
@@ -186,12 +190,12 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
                 yield self._chunk(last, visible, tail)
             self._last_result = stripper.result
             if stripper.result.memories:
-                inline.store(stripper.result, refs)
+                turn.inline.store(stripper.result, turn.refs, typed=turn.typed)
 
         return gen()
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        prepared, inline, refs = await self._aprepare(messages)
+        prepared, turn = await self._aprepare(messages)
         inner = await self.llm.astream_chat(prepared, **kwargs)
 
         async def gen() -> AsyncGenerator[ChatResponse, None]:
@@ -209,7 +213,7 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
                 yield self._chunk(last, visible, tail)
             self._last_result = stripper.result
             if stripper.result.memories:
-                await inline.astore(stripper.result, refs)
+                await turn.inline.astore(stripper.result, turn.refs, typed=turn.typed)
 
         return gen()
 
@@ -273,3 +277,16 @@ class HeadroomMemoryLLM(FunctionCallingLLM):
         return self._function_calling().get_tool_calls_from_response(
             response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
         )
+
+
+class _Turn(NamedTuple):
+    """What one call needs after the model answers."""
+
+    inline: InlineMemory
+    refs: dict[str, str]
+    typed: frozenset[str]
+
+
+def _typed(messages: Sequence[ChatMessage]) -> frozenset[str]:
+    """Memories the user typed in ``<memory>`` tags in this request: never stored."""
+    return typed_memories(message_text(m) for m in messages if m.role == MessageRole.USER)

@@ -32,6 +32,10 @@ from ._common import (
 __all__ = ["HeadroomMemory"]
 
 
+KIND = "llama_index"
+"""Transcript entries of this adapter (kept apart from other frameworks' entries)."""
+
+
 class HeadroomMemory(BaseMemory):
     """Persistent chat history plus relevant long-term memories, for LlamaIndex agents.
 
@@ -123,17 +127,19 @@ class HeadroomMemory(BaseMemory):
         return transcripts
 
     def _load(self) -> list[ChatMessage]:
-        return [load_message(p) for p in self._transcripts().get(self.user_id, self.session_id)]
+        return [load_message(p) for p in self._transcripts().get(self.user_id, self.session_id, kind=KIND)]
 
     def _append(self, messages: list[ChatMessage]) -> None:
-        self._transcripts().append(self.user_id, self.session_id, [dump_message(m) for m in messages])
+        self._transcripts().append(
+            self.user_id, self.session_id, [dump_message(m) for m in messages], kind=KIND
+        )
 
     def _replace(self, messages: list[ChatMessage]) -> None:
         payloads = [dump_message(m) for m in messages]
-        self._transcripts().replace(self.user_id, self.session_id, payloads)
+        self._transcripts().replace(self.user_id, self.session_id, payloads, kind=KIND)
 
     def _clear(self) -> None:
-        self._transcripts().clear(self.user_id, self.session_id)
+        self._transcripts().clear(self.user_id, self.session_id, kind=KIND)
 
     def _window(self, history: list[ChatMessage]) -> list[ChatMessage]:
         """The newest messages within ``token_limit``, starting at a user message."""

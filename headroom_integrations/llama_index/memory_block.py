@@ -11,7 +11,7 @@ from llama_index.core.memory.memory import BaseMemoryBlock
 
 from ..core.engine import SyncHierarchicalMemory
 from ..inline import InlineMemory
-from ..protocol import parse_memory_blocks
+from ..protocol import parse_memory_blocks, typed_memories
 from ._common import (
     EngineLike,
     Scope,
@@ -19,6 +19,7 @@ from ._common import (
     as_sync,
     inline_memory,
     last_user_text,
+    message_text,
     register_engine,
     resolve_engine,
     resolve_scope_policy,
@@ -138,4 +139,5 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
         response = await self.llm.achat(prompt)
         parsed = parse_memory_blocks(response.message.content or "")
         if parsed.memories:
-            await inline.astore(parsed, injection.refs)
+            typed = typed_memories(message_text(m) for m in messages if m.role == MessageRole.USER)
+            await inline.astore(parsed, injection.refs, typed=typed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..protocol import parse_memory_blocks, sanitize_memory_text
+from ..protocol import sanitize_memory_text, typed_memories
 
 _SYSTEM_ROLES = ("system", "developer")
 
@@ -48,18 +48,12 @@ def latest_user_text(messages: list[Any]) -> str | None:
     return None
 
 
-def user_typed_memories(messages: list[Any]) -> set[str]:
-    """Casefolded contents of the ``<memory>`` blocks the *user* typed in this request: a model
-    that copies one of them back must not get it stored."""
-    typed: set[str] = set()
-    for message in messages:
-        if role_of(message) != "user":
-            continue
-        text = content_text(_field(message, "content"))
-        if "<" in text:
-            for item in parse_memory_blocks(text).memories:
-                typed.add(item.content.casefold())
-    return typed
+def user_typed_memories(messages: list[Any]) -> frozenset[str]:
+    """Normalised contents of the ``<memory>`` blocks the *user* typed in this request: a
+    model that copies one of them back must not get it stored."""
+    return typed_memories(
+        content_text(_field(m, "content")) for m in messages if role_of(m) == "user"
+    )
 
 
 def _as_dict(message: Any) -> dict[str, Any]:

@@ -89,7 +89,7 @@ class _Shared:
         self.closed = False
 
     def inline(self) -> InlineMemory:
-        return self.template
+        return dataclasses.replace(self.template)  # a per-call copy callers may adjust
 
     def submit(self, fn: Any, *args: Any) -> None:
         with self.lock:
@@ -132,19 +132,6 @@ def _make_call(injection: Injection | None, messages: list[Any], model: Any) -> 
     except Exception:
         logger.exception("could not read the request's messages; memory disabled for this call")
         return _Call(None, [], model)
-
-
-def _own_memories(parsed: ParseResult, call: _Call) -> ParseResult:
-    """``parsed`` without the memories the user typed inside ``<memory>`` tags."""
-    if not call.typed or not parsed.memories:
-        return parsed
-    kept = [m for m in parsed.memories if m.content.casefold() not in call.typed]
-    if len(kept) != len(parsed.memories):
-        logger.warning(
-            "ignored %d memories copied from the user's own <memory> text",
-            len(parsed.memories) - len(kept),
-        )
-    return dataclasses.replace(parsed, memories=kept)
 
 
 def _strip(response: Any) -> tuple[Any, ParseResult | None]:
@@ -261,9 +248,8 @@ class _Base:
     def _store(self, inline: InlineMemory, parsed: ParseResult | None, call: _Call) -> None:
         if parsed is None or not parsed.memories:
             return
-        parsed = _own_memories(parsed, call)
         try:
-            self._shared.last_stored = inline.store(parsed, call.refs)
+            self._shared.last_stored = inline.store(parsed, call.refs, typed=call.typed)
         except Exception:
             logger.exception("storing memories failed")
 

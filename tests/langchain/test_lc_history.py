@@ -148,3 +148,20 @@ async def test_runnable_with_history_async_and_user_from_config(memory: SyncHier
     await chain.ainvoke({"input": "hi"}, {"configurable": {"user_id": "bob", "session_id": "x"}})
     assert [m.content for m in HeadroomChatMessageHistory("x", user_id="bob", memory=memory).messages] == ["hi", "hello"]
     assert HeadroomChatMessageHistory("x", user_id="default", memory=memory).messages == []
+
+
+def test_a_llamaindex_transcript_in_the_same_session_is_kept_apart(memory):
+    from langchain_core.messages import HumanMessage
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from headroom_integrations.langchain import HeadroomChatMessageHistory
+    from headroom_integrations.llama_index import HeadroomMemory
+
+    HeadroomMemory(engine=memory, user_id="u", session_id="s").put(
+        ChatMessage(role="user", content="from llamaindex"))
+    history = HeadroomChatMessageHistory("s", user_id="u", memory=memory)
+    assert history.messages == []
+    history.add_messages([HumanMessage("from langchain")])
+    assert [m.content for m in history.messages] == ["from langchain"]
+    li = HeadroomMemory(engine=memory, user_id="u", session_id="s").get_all()
+    assert [m.content for m in li] == ["from llamaindex"]

@@ -147,9 +147,8 @@ def test_llama_index_memory_and_histories_never_cross(grid, q, user, session):
     out = mem.get(input=q)
     _check("llama_index.memory.get", user, session, [str(m.content) for m in out])
     _check("llama_index.memory.get_all", user, session, [str(m.content) for m in mem.get_all()])
-    # own session ids: a transcript written by the LlamaIndex memory cannot be read by the
-    # LangChain history (KeyError 'type'; see the issue 7 report)
-    hist = HeadroomChatMessageHistory(f"lc-{session}", user_id=user, memory=grid)
+    # the same session id as the LlamaIndex memory: each framework reads only its own entries
+    hist = HeadroomChatMessageHistory(session, user_id=user, memory=grid)
     if not hist.messages:
         hist.add_messages([HumanMessage(f"history own-{user}-{session}")])
     _check("langchain.history", user, session, [str(m.content) for m in hist.messages])
