@@ -39,7 +39,7 @@ from .core.errors import (
 from .core.models import MemoryCategory, MemoryFilter, utcnow
 
 ENV_DB = "HEADROOM_MEMORY_PATH"
-DEFAULT_DB = "~/.headroom/memory.db"  # the same default as Memory() (core/simple.py)
+DEFAULT_DB = "~/.headroom/memory.db"  # the same default as MemoryConfig and Memory()
 
 EXIT_OK = 0
 EXIT_USER = 1

@@ -9,6 +9,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+DEFAULT_PATH_ENV = "HEADROOM_MEMORY_PATH"
+
+
+def default_db_path() -> str:
+    """``$HEADROOM_MEMORY_PATH``, else ``~/.headroom/memory.db``: where a store lives when no
+    path is given (the CLI and ``Memory()`` use the same default)."""
+    return os.environ.get(DEFAULT_PATH_ENV) or os.path.join(
+        os.path.expanduser("~"), ".headroom", "memory.db"
+    )
+
+
 class MemoryConfig(BaseModel):
     """Settings of one memory store.
 
@@ -19,7 +30,8 @@ class MemoryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    db_path: str = "headroom_memory.db"
+    db_path: str = Field(default_factory=lambda: default_db_path())
+    """The SQLite file; default ``$HEADROOM_MEMORY_PATH``, else ``~/.headroom/memory.db``."""
     vector_path: str | None = None
     """Chroma folder; default ``<db_path>-vectors``."""
     collection_name: str = "headroom_memories"

@@ -9,21 +9,13 @@ once with both recorded.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from .async_memory import HierarchicalMemory
-from .config import MemoryConfig
+from .config import DEFAULT_PATH_ENV, MemoryConfig, default_db_path
 from .models import MemoryCategory, MemoryRecord, Provenance, SearchResult
 
-DEFAULT_PATH_ENV = "HEADROOM_MEMORY_PATH"
-
-
-def default_db_path() -> str:
-    """``$HEADROOM_MEMORY_PATH``, else ``~/.headroom/memory.db``."""
-    return os.environ.get(DEFAULT_PATH_ENV) or os.path.join(
-        os.path.expanduser("~"), ".headroom", "memory.db"
-    )
+__all__ = ["DEFAULT_PATH_ENV", "Memory", "default_db_path"]
 
 
 class Memory:

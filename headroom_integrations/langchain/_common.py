@@ -10,6 +10,7 @@ from langchain_core.messages import BaseMessage
 
 from ..core.async_memory import HierarchicalMemory
 from ..core.engine import SyncHierarchicalMemory
+from ..core.config import default_db_path
 
 _ENGINES: dict[str, SyncHierarchicalMemory] = {}
 _ENGINES_LOCK = threading.Lock()
@@ -32,7 +33,7 @@ def resolve_engine(memory: Any = None, db_path: str | None = None) -> SyncHierar
             "memory must be a SyncHierarchicalMemory or HierarchicalMemory, "
             f"not {type(memory).__name__}"
         )
-    path = db_path or "headroom_memory.db"
+    path = db_path or default_db_path()
     key = path if path == ":memory:" else os.path.abspath(os.path.expanduser(path))
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)

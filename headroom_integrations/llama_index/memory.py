@@ -15,6 +15,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.memory.types import BaseMemory
 
 from ..core.engine import SyncHierarchicalMemory
+from ..core.config import default_db_path
 from ..inline import Injection, InlineMemory
 from ..tokens import count_tokens
 from ._common import (
@@ -104,7 +105,7 @@ class HeadroomMemory(BaseMemory):
         ``chat_history``, when given, replaces the session's transcript.
         """
         if engine is None:
-            engine = SyncHierarchicalMemory.create(db_path=db_path or "headroom_memory.db")
+            engine = SyncHierarchicalMemory.create(db_path=db_path or default_db_path())
         if session_id is not None:
             kwargs["session_id"] = session_id
         memory = cls(engine=engine, user_id=user_id, **kwargs)

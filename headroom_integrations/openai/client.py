@@ -34,6 +34,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..core.config import default_db_path
 from ..core.async_memory import HierarchicalMemory
 from ..core.engine import SyncHierarchicalMemory
 from ..core.models import MemoryRecord
@@ -479,7 +480,7 @@ def with_memory(
     session_id: str | None = None,
     agent_id: str | None = None,
     *,
-    db_path: str = "headroom_memory.db",
+    db_path: str | None = None,
     top_k: int = 5,
     embedder: Any = None,
     mode: Mode = "inline",
@@ -527,7 +528,7 @@ def with_memory(
             )
         owns = False
     else:
-        engine = SyncHierarchicalMemory.create(db_path=db_path, embedder=embedder)
+        engine = SyncHierarchicalMemory.create(db_path=db_path or default_db_path(), embedder=embedder)
         owns = True
     template = InlineMemory.of(
         engine,
