@@ -316,8 +316,9 @@ class SyncHierarchicalMemory:
                 fresh.append((record, vector))
                 out.append(record)
             self._insert(fresh)
+            fresh_vectors = {r.id: v for r, v in fresh}
             for record in out:
-                self._maybe_promote(record)
+                self._maybe_promote(record, fresh_vectors.get(record.id))
         return out
 
     def _build(self, item: MemoryInput) -> MemoryRecord:
@@ -441,7 +442,9 @@ class SyncHierarchicalMemory:
         )
         self.store.mark_synced([r.id for r in records])
 
-    def _maybe_promote(self, record: MemoryRecord) -> MemoryRecord | None:
+    def _maybe_promote(
+        self, record: MemoryRecord, vector: Vector | None = None
+    ) -> MemoryRecord | None:
         """Promote a narrower-scope memory to user scope once, when important enough."""
         if (
             not self.config.bubbling
@@ -462,7 +465,8 @@ class SyncHierarchicalMemory:
             metadata=dict(record.metadata),
             provenance=[*record.provenance, Provenance(agent_id=None, source="promotion")],
         )
-        vector = self.embedder.embed_documents([copy.content])[0]
+        if vector is None:  # the copy has the source's text: reuse its vector when known
+            vector = self.embedder.embed_documents([copy.content])[0]
         twin = self._find_twin(copy, vector) if self.config.dedup else None
         if twin is not None:
             return self._merge_into(twin, copy)
@@ -570,7 +574,7 @@ class SyncHierarchicalMemory:
                 new.metadata, start, Provenance(source="promotion"), promoted_from=new.id,
             )
         else:
-            self._maybe_promote(new)
+            self._maybe_promote(new, vector)
         return new
 
     def update(
