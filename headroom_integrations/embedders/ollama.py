@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -25,13 +23,12 @@ import numpy as np
 
 from ..core.ports import Vector
 from .errors import EmbeddingError
-from .openai import _as_text_list, _decode_json, _error_detail, _normalise
+from ._http import HTTPEmbedder, decode_json, error_detail, normalise
 
 __all__ = ["DEFAULT_OLLAMA_URL", "OllamaEmbedder", "resolve_ollama_url"]
 
 DEFAULT_OLLAMA_URL = "http://localhost:11434"
 _DEFAULT_PORT = 11434
-_PROBE_TEXT = "dimension probe"
 
 
 def resolve_ollama_url(value: str | None = None) -> str:
@@ -52,7 +49,7 @@ def resolve_ollama_url(value: str | None = None) -> str:
     return raw.rstrip("/")
 
 
-class OllamaEmbedder:
+class OllamaEmbedder(HTTPEmbedder):
     """Embeds text with an Ollama embedding model (``/api/embed``, Ollama 0.3 or later).
 
     Args:
@@ -104,61 +101,6 @@ class OllamaEmbedder:
         """``ollama:{model}`` (no request needed)."""
         return f"ollama:{self._model}"
 
-    @property
-    def dimension(self) -> int:
-        """The vector size; if not given nor yet seen, one probe request finds it out."""
-        if self._dimension is None:
-            self._embed_batch([_PROBE_TEXT])
-        assert self._dimension is not None
-        return self._dimension
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def base_url(self) -> str:
-        return self._base_url
-
-    def embed_documents(self, texts: Sequence[str]) -> Vector:
-        """One L2-normalised float32 row per text, in input order.
-
-        An empty sequence gives an array of shape ``(0, dimension)`` without sending
-        anything (unless the dimension still has to be probed).
-        """
-        items = _as_text_list(texts)
-        if not items:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        parts = [
-            self._embed_batch(items[start : start + self._batch_size])
-            for start in range(0, len(items), self._batch_size)
-        ]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
-
-    def embed_query(self, text: str) -> Vector:
-        """One L2-normalised float32 vector of shape ``(dimension,)``."""
-        if not isinstance(text, str):
-            raise TypeError(f"embed_query expects a str, got {type(text).__name__}")
-        return self._embed_batch([text])[0]
-
-    # -- lifecycle --------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the HTTP client if this embedder created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> OllamaEmbedder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return (
             f"OllamaEmbedder(model={self._model!r}, base_url={self._base_url!r}, "
@@ -169,7 +111,7 @@ class OllamaEmbedder:
 
     def _embed_batch(self, batch: list[str]) -> Vector:
         payload = self._post(batch)
-        return _normalise(self._parse(payload, len(batch)))
+        return normalise(self._parse(payload, len(batch)))
 
     def _post(self, batch: list[str]) -> Any:
         body = {"model": self._model, "input": batch}
@@ -192,11 +134,11 @@ class OllamaEmbedder:
             ) from exc
         if not response.is_success:
             raise self._status_error(response)
-        return _decode_json(response, "Ollama")
+        return decode_json(response, "Ollama")
 
     def _status_error(self, response: httpx.Response) -> EmbeddingError:
         status = response.status_code
-        detail, _ = _error_detail(response)
+        detail, _ = error_detail(response)
         has_json_error = _has_json_error(response)
         if status == 404 and has_json_error:
             return EmbeddingError(

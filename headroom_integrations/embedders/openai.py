@@ -22,15 +22,15 @@ import os
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import Any
 
 import httpx
 import numpy as np
 
 from ..core.ports import Vector
+from ._http import HTTPEmbedder, decode_json, error_detail, normalise
 from .errors import EmbeddingError
 
 __all__ = ["DEFAULT_BASE_URL", "KNOWN_DIMENSIONS", "OpenAIEmbedder"]
@@ -47,13 +47,12 @@ KNOWN_DIMENSIONS: Mapping[str, int] = {
 # Models that accept the ``dimensions`` request field (shortened embeddings).
 _SHORTENABLE = frozenset({"text-embedding-3-small", "text-embedding-3-large"})
 _MAX_INPUTS_PER_REQUEST = 2048
-_PROBE_TEXT = "dimension probe"
 
 # Indirection so tests can observe the waits without really sleeping.
 _sleep = time.sleep
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(HTTPEmbedder):
     """Embeds text with an OpenAI embedding model over HTTP.
 
     Args:
@@ -151,61 +150,6 @@ class OpenAIEmbedder:
         """``openai:{model}:{dimension}`` (may make a probe request, see ``dimension``)."""
         return f"openai:{self._model}:{self.dimension}"
 
-    @property
-    def dimension(self) -> int:
-        """The vector size; for a model of unknown size, one probe request finds it out."""
-        if self._dimension is None:
-            self._embed_batch([_PROBE_TEXT])
-        assert self._dimension is not None
-        return self._dimension
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def base_url(self) -> str:
-        return self._base_url
-
-    def embed_documents(self, texts: Sequence[str]) -> Vector:
-        """One L2-normalised float32 row per text, in input order.
-
-        An empty sequence gives an array of shape ``(0, dimension)`` without sending
-        anything (unless the dimension still has to be probed).
-        """
-        items = _as_text_list(texts)
-        if not items:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        parts = [
-            self._embed_batch(items[start : start + self._batch_size])
-            for start in range(0, len(items), self._batch_size)
-        ]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
-
-    def embed_query(self, text: str) -> Vector:
-        """One L2-normalised float32 vector of shape ``(dimension,)``."""
-        if not isinstance(text, str):
-            raise TypeError(f"embed_query expects a str, got {type(text).__name__}")
-        return self._embed_batch([text])[0]
-
-    # -- lifecycle --------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the HTTP client if this embedder created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> OpenAIEmbedder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:  # never shows the API key
         return (
             f"OpenAIEmbedder(model={self._model!r}, base_url={self._base_url!r}, "
@@ -217,7 +161,7 @@ class OpenAIEmbedder:
     def _embed_batch(self, batch: list[str]) -> Vector:
         payload = self._post(batch)
         matrix = self._parse(payload, len(batch))
-        return _normalise(matrix)
+        return normalise(matrix)
 
     def _body(self, batch: list[str]) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self._model, "input": batch, "encoding_format": "float"}
@@ -253,7 +197,7 @@ class OpenAIEmbedder:
                 cause = exc
             else:
                 if response.is_success:
-                    return _decode_json(response, "OpenAI embeddings API")
+                    return decode_json(response, "OpenAI embeddings API")
                 error, retryable = self._status_error(response)
                 if not retryable:
                     raise error
@@ -276,7 +220,7 @@ class OpenAIEmbedder:
     def _status_error(self, response: httpx.Response) -> tuple[EmbeddingError, bool]:
         """The error for a failed response and whether it is worth retrying."""
         status = response.status_code
-        detail, code = _error_detail(response)
+        detail, code = error_detail(response)
         where = f"{self._url} (HTTP {status})"
         if status == 401:
             message = (
@@ -354,54 +298,6 @@ class OpenAIEmbedder:
                 f"{self._dimension}; pass dimensions=... matching what the model produces"
             )
         return matrix
-
-
-def _as_text_list(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError("embed_documents expects a sequence of strings, not one str")
-    items = list(texts)
-    for position, text in enumerate(items):
-        if not isinstance(text, str):
-            raise TypeError(
-                f"embed_documents expects strings; item {position} is {type(text).__name__}"
-            )
-    return items
-
-
-def _normalise(matrix: np.ndarray) -> Vector:
-    """Rows scaled to unit length (an all-zero row stays zero)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
-
-
-def _decode_json(response: httpx.Response, service: str) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        snippet = response.text[:200].replace("\n", " ")
-        raise EmbeddingError(
-            f"{service} at {response.request.url} answered HTTP {response.status_code} with "
-            f"a body that is not valid JSON: {snippet!r}",
-            status_code=response.status_code,
-        ) from exc
-
-
-def _error_detail(response: httpx.Response) -> tuple[str, str | None]:
-    """The service's error message and code, or the start of the body."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        error = payload.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            code = error.get("code") or error.get("type")
-            return str(error["message"]), str(code) if code else None
-        if isinstance(error, str) and error:
-            return error, None
-    text = response.text.strip().replace("\n", " ")
-    return (text[:300] or response.reason_phrase or "no details"), None
 
 
 def _retry_after_seconds(headers: httpx.Headers) -> float | None:

@@ -9,7 +9,6 @@ chunk -- and stores its memories (a ``supersedes`` ref becomes a real supersessi
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ from ..protocol import (
     MemoryStreamStripper,
     ParseResult,
     drop_typed,
-    parse_memory_blocks,
     typed_memories,
 )
 from ._common import content_text, resolve_engine
