@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh dev
 export HF_HUB_OFFLINE=1
+.venv/bin/ruff check headroom_integrations tests
 exec .venv/bin/python -m pytest tests --nbmake notebooks "$@"
