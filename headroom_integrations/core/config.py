@@ -76,6 +76,9 @@ class MemoryConfig(BaseModel):
     # limits and caches
     max_content_chars: int = Field(default=20_000, ge=1)
     query_cache_size: int = Field(default=1024, ge=0)
+    max_cached_vectors: int = Field(default=500_000, ge=1)
+    """Vectors kept in memory for exact search (the most recently searched users first);
+    about 1.6 kB each with the default 384-dimension model."""
     busy_timeout_ms: int = Field(default=30_000, ge=0)
     check_drift_on_open: bool = True
     async_workers: int = Field(default=4, ge=1)

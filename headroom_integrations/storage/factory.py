@@ -12,6 +12,7 @@ from .fts_index import FTS5TextIndex
 from .sqlite_db import SQLiteDatabase
 from .sqlite_store import SQLiteMemoryStore
 from .transcripts import SQLiteTranscriptStore
+from .vector_versions import VectorVersions
 
 
 def build_components(
@@ -25,7 +26,7 @@ def build_components(
 ) -> dict[str, Any]:
     """The store, indexes, embedder and cache for ``config``; given ones are kept."""
     db = None
-    if store is None or text_index is None:
+    if store is None or text_index is None or vector_index is None:
         db = SQLiteDatabase(config.resolved_db_path(), busy_timeout_ms=config.busy_timeout_ms)
     if store is None:
         store = SQLiteMemoryStore(db)  # type: ignore[arg-type]
@@ -44,7 +45,10 @@ def build_components(
         if config.in_memory and config.chroma_host is None:
             # Ephemeral Chroma clients share one in-process system: keep stores apart.
             name = f"{name}-{uuid.uuid4().hex[:12]}"
-        vector_index = ChromaVectorIndex(client, name)
+        versions = VectorVersions(db) if db is not None else None
+        vector_index = ChromaVectorIndex(
+            client, name, versions=versions, max_cached_vectors=config.max_cached_vectors
+        )
     if embedder is None:
         embedder = config.embedder
     if embedder is None:

@@ -89,4 +89,4 @@ def test_vectors_really_live_on_the_server(memory, chroma_server):
     import chromadb
 
     client = chromadb.HttpClient(host=chroma_server[0], port=chroma_server[1])
-    assert client.get_collection(memory.vector_index.collection_for("u")).count() == 1
+    assert client.get_collection(memory.config.collection_name).count() == 1
