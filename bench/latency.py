@@ -1,7 +1,13 @@
 """Latency and footprint of the engine at 1k / 10k / 100k memories.
 
     nice -n 10 python -m bench.latency                    # 1000,10000,100000
-    python -m bench.latency --sizes 1000,10000 --queries 100
+    python -m bench.latency --sizes 1000,10000 --profile-sizes 10000
+    python -m bench.latency --sizes 100000 --profile-sizes 100000 --merge   # add 100k rows
+
+``--profile-sizes`` runs 200 fresh searches and 50 fresh adds under pyinstrument after the
+timed part (bench/results/profile_*.txt); ``--merge`` keeps the other sizes' rows of an
+existing latency.json. Stores past ``--embed-limit`` (default 10,000) reuse embedded
+vectors plus noise for the build only (said in latency.md).
 
 For each size N and each layout (``spread``: N memories over 1,000 users; ``single``: all in
 one user) a fresh on-disk store (SQLite + FTS5 + embedded Chroma) is built from
@@ -25,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import random
 import shutil
 import sys
@@ -207,9 +212,31 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def profile_block(name: str, fn: Any, out_dir: Path | None) -> dict[str, Any] | None:
+    """Run ``fn()`` under pyinstrument; write a flat self-time list (top 40 lines) and the
+    call tree (percent of total, trimmed) to ``out_dir/profile_<name>.txt``."""
+    if out_dir is None:
+        fn()
+        return None
+    from pyinstrument import Profiler
+
+    prof = Profiler(interval=0.0005)
+    prof.start()
+    fn()
+    prof.stop()
+    flat = prof.output_text(flat=True, time="percent_of_total").splitlines()
+    tree = prof.output_text(time="percent_of_total", short_mode=True).splitlines()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = "\n".join([f"# {name}", "", "## flat (self time)", *flat[:48], "", "## tree",
+                      *tree[:160], ""])
+    (out_dir / f"profile_{name}.txt").write_text(text)
+    return {"file": f"profile_{name}.txt"}
+
+
 def measure_store(n: int, layout: str, texts: Sequence[str], queries: Sequence[str],
                   embedder: DocVectorCache, real: Any, seed: int, n_adds: int,
-                  n_ingest: int = 1000) -> dict[str, Any]:
+                  n_ingest: int = 1000, profile_dir: Path | None = None,
+                  quiet: bool = False) -> dict[str, Any]:
     import psutil
     from tqdm import tqdm
 
@@ -223,10 +250,13 @@ def measure_store(n: int, layout: str, texts: Sequence[str], queries: Sequence[s
     engine = SyncHierarchicalMemory.create(MemoryConfig(db_path=str(db)), embedder=embedder)
     batch = 1000
     t0 = time.perf_counter()
-    with tqdm(total=n, desc=f"build {n} {layout}", unit="mem") as bar:
+    # memory i belongs to users[i % len(users)]; the (untimed) build adds them grouped by
+    # user so each batch touches few Chroma collections
+    order = sorted(range(n), key=lambda i: (i % len(users), i))
+    with tqdm(total=n, desc=f"build {n} {layout}", unit="mem", disable=quiet) as bar:
         for start in range(0, n, batch):
             items = [MemoryInput(content=texts[i], user_id=users[i % len(users)])
-                     for i in range(start, min(n, start + batch))]
+                     for i in order[start:start + batch]]
             engine.add_many(items, dedup=False)
             bar.update(len(items))
     build_s = time.perf_counter() - t0
@@ -291,6 +321,15 @@ def measure_store(n: int, layout: str, texts: Sequence[str], queries: Sequence[s
     for start in range(0, len(rest), 100):
         engine.add_many([MemoryInput(content=t, user_id=q_user()) for t in rest[start:start + 100]])
     ingest_s = time.perf_counter() - s
+    if profile_dir is not None:  # fresh queries and fresh adds, after the timed parts
+        pq = [f"profile {q}" for q in make_queries(len(plan), seed + 99)]
+        profile_block(f"search_{n}_{layout}",
+                      lambda: [engine.search(q, user_id=q_user(), top_k=5) for q in pq],
+                      profile_dir)
+        pa = [f"{t} [profile-{layout}-{n}-{i}]" for i, t in
+              enumerate(make_texts(max(50, n_adds), seed + 555 + n))]
+        profile_block(f"add_{n}_{layout}",
+                      lambda: [engine.add(t, user_id=q_user()) for t in pa], profile_dir)
     engine.close()
     disk = sum(dir_bytes(p) for p in tmp.iterdir())
     total = n + len(fresh)
@@ -352,7 +391,28 @@ def markdown(res: dict[str, Any]) -> str:
             f"{r['inject_p50_ms']} | {r['add_p50_ms']} | {r['add_p95_ms']} | {r['ingest_per_s']} | "
             f"{r['rss_mib_after_build']} | {r['uss_mib_after_build']} | {r['disk_bytes_per_memory']} |"
         )
-    lines += ["", f"LRU cache get alone: {res['cache_hit']['lru_get_p50_us']} µs (p50).", ""]
+    shortcut = [f"{r['size']} {r['layout']}" for r in res["runs"]
+                if str(r.get("vectors", "embedded")) != "embedded"]
+    lines += [
+        "",
+        f"LRU cache get alone: {res['cache_hit']['lru_get_p50_us']} µs (p50).",
+        "",
+        "search = fresh distinct queries, so each pays a real query embedding (`embed q p50` "
+        "is that cost alone); add = one `add()` of fresh text (embedding, exact + near-duplicate "
+        "check, SQLite, FTS5, Chroma); ingest = `add_many` in batches of 100 fresh memories, "
+        "dedup on, embedding included, random users of the layout.",
+    ]
+    if shortcut:
+        lines.append(
+            "Store build shortcut (" + ", ".join(shortcut) + "): only the first "
+            f"{res.get('corpus_embedded_texts')} corpus texts were embedded; the other stored "
+            "vectors are those vectors plus Gaussian noise (sigma 0.02, re-normalised), to build "
+            "the store fast. Queries, adds and ingest always embed for real.")
+    if res.get("earlier_commands"):
+        lines.append("Rows merged from: " + "; ".join(f"`{c}`" for c in res["earlier_commands"])
+                     + f"; `{res['command']}`.")
+    lines += ["", "Goals (issue 6): search p50 <= 10 ms / p95 <= 25 ms at 100k; add p50 <= 10 ms; "
+              "ingest >= 250/s; cache hit < 1 ms.", ""]
     return "\n".join(lines)
 
 
@@ -394,6 +454,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the runs of other (size, layout) already in latency<tag>.json")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--profile-sizes", default="",
+                    help="sizes at which search and add are profiled with pyinstrument "
+                         "(bench/results/profile_*.txt)")
     ap.add_argument("--embed-limit", type=int, default=10000,
                     help="embed at most this many corpus texts; vectors of the rest are derived "
                          "from them with noise (0 = embed all)")
@@ -410,10 +476,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     cache.ensure(max(sizes), texts, args.embed_limit or None)
     corpus_embed_s = time.perf_counter() - t0
+    prof_sizes = {int(x) for x in args.profile_sizes.split(",") if x}
     runs = []
     for n in sizes:
         for layout in layouts:
-            r = measure_store(n, layout, texts, queries, cache, real, args.seed, args.adds, args.ingest)
+            r = measure_store(n, layout, texts, queries, cache, real, args.seed, args.adds,
+                              args.ingest, profile_dir=args.out if n in prof_sizes else None,
+                              quiet=args.quiet)
+            r["vectors"] = ("embedded" if n <= (args.embed_limit or n) else
+                            f"first {args.embed_limit} embedded, rest = those + noise")
             print({k: r[k] for k in ("size", "layout", "search_p50_ms", "search_p95_ms",
                                      "add_p50_ms", "ingest_per_s")}, file=sys.stderr)
             runs.append(r)
@@ -427,7 +498,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"latency{args.tag}.json", res)
+    prev_path = args.out / f"latency{args.tag}.json"
+    if args.merge and prev_path.is_file():
+        import json
+
+        prev = json.loads(prev_path.read_text())
+        have = {(r["size"], r["layout"]) for r in runs}
+        kept = [r for r in prev.get("runs", []) if (r["size"], r["layout"]) not in have]
+        res["runs"] = sorted(kept + runs, key=lambda r: (r["size"], r["layout"] != "spread"))
+        res["earlier_commands"] = sorted({*prev.get("earlier_commands", []), prev["command"]})
+    write_json(prev_path, res)
     (args.out / f"latency{args.tag}.md").write_text(markdown(res))
     plot(res, args.out / f"latency{args.tag}.png")
     return res

@@ -1,32 +1,37 @@
 """LoCoMo retrieval benchmark: recall@k of the engine's search over real long conversations.
 
     python -m bench.locomo                      # baseline + tuned, all 10 conversations
-    python -m bench.locomo --variants baseline  # the engine as it is
+    python -m bench.locomo --variants baseline  # the stock ranking only
     python -m bench.locomo --conversations 1 --questions 20   # a quick slice
+    python -m bench.locomo --layout per-conversation          # one store per conversation
 
-Each LoCoMo conversation is one user's store; each dialog turn is one memory (text plus the
-image caption when the turn shared a picture; speaker, session, date and dia_id are kept as
-metadata, the session date as ``valid_from``). Each question searches its conversation's
-user. recall@k = fraction of the question's evidence dia_ids found among the top-k turns,
-averaged over questions that have evidence. Reported for categories 1-4 together, per
-category, and category 5 (adversarial) apart; for the engine's hybrid search and, in the
-same run and store, keyword-only (``mode="text"``) and vector-only (``mode="vector"``).
+Each LoCoMo conversation is one user; by default (``--layout shared``, the realistic case)
+all 10 users live in one store, so they share one FTS5 table (and its BM25 statistics) and
+one Chroma client (one collection per user). Each dialog turn is one memory (speaker,
+session, date and dia_id kept as metadata, the session date as ``valid_from``). Each
+question searches its conversation's user. recall@k = fraction of the question's evidence
+dia_ids found among the top-k turns, averaged over questions that have evidence. Reported
+for categories 1-4 together, per category, and category 5 (adversarial) apart; for the
+engine's hybrid search and, in the same run and store, keyword-only (``mode="text"``) and
+vector-only (``mode="vector"``).
 
-Variants (``--variants``):
-- ``baseline``: the engine as it is (stock ``SyncHierarchicalMemory``, default config), turn
-  text as content.
-- ``tuned``: ``bench.tuned`` - the write-time and query-time changes recommended to the
-  engine (see bench/results/locomo_experiments.md), prototyped outside the package.
+Variants (``--variants``), both the stock ``SyncHierarchicalMemory``:
+- ``baseline``: the ranking before score fusion (``fusion="rrf"``, weights 1/1) and the turn
+  text (+ image caption) as content, no ``search_text``;
+- ``tuned``: ``bench.tuned`` - default ``MemoryConfig`` (score fusion, text 1.0 / vector
+  0.5), content "Speaker: text", ``search_text`` = session date + neighbouring turns.
 
 Nothing reads answers or evidence except the scoring. The top-k lists are prefixes of one
 top-25 search per question and method (the engine's candidate pool is then
-max(25 * candidate_multiplier, min_candidates)). Writes bench/results/locomo_<variant>.json,
-locomo.md and locomo.png.
+max(25 * candidate_multiplier, min_candidates) = 100 per side). Writes
+bench/results/locomo.json (summaries), locomo_<variant>_questions.json.gz (per-question
+ranked ids), locomo.md and locomo.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import re
 import shutil
@@ -146,29 +151,39 @@ class Variant:
     name: str
     description: str
     content: Callable[[Turn, Sequence[Turn]], str]
-    open_engine: Callable[[str, Any], Any]
-    search: Callable[..., list[Any]] | None = None  # (engine, query, user_id, top_k, mode)
+    open_engine: Callable[..., Any]  # (db_path, embedder, **MemoryConfig overrides)
     search_text: Callable[[Turn, Sequence[Turn]], str] | None = None  # keyword-only context
+    config: dict[str, Any] = field(default_factory=dict)  # MemoryConfig overrides
+    rewrite: Callable[[str, Conversation], str] | None = None  # query rewrite (question only)
 
 
-def _stock_engine(db_path: str, embedder: Any) -> Any:
+def _stock_engine(db_path: str, embedder: Any, **config: Any) -> Any:
     from headroom_integrations import MemoryConfig, SyncHierarchicalMemory
 
-    return SyncHierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder)
+    return SyncHierarchicalMemory.create(MemoryConfig(db_path=db_path, **config), embedder=embedder)
+
+
+BASELINE_CONFIG = {"fusion": "rrf", "vector_weight": 1.0, "text_weight": 1.0}
 
 
 def get_variant(name: str) -> Variant:
     if name == "baseline":
         return Variant(
             "baseline",
-            "stock engine, default MemoryConfig; content = turn text (+ image caption)",
+            "stock engine with the old ranking (fusion='rrf', k=60, weights 1/1); content = "
+            "turn text (+ image caption), no search_text",
             plain_content,
             _stock_engine,
+            config=dict(BASELINE_CONFIG),
         )
     if name == "tuned":
         from . import tuned
 
         return tuned.variant()
+    if name == "tuned-names":
+        from . import tuned
+
+        return tuned.variant_names()
     raise SystemExit(f"unknown variant {name!r}")
 
 
@@ -189,9 +204,9 @@ def ingest(engine: Any, conv: Conversation, content: Callable[[Turn, Sequence[Tu
                 "date": t.date,
                 "turn_index": t.index,
                 **({"image_caption": t.caption} if t.caption else {}),
-                **({"search_text": search_text(t, conv.turns)} if search_text else {}),
             },
             valid_from=t.when,
+            search_text=search_text(t, conv.turns) if search_text else None,
         )
         for t in conv.turns
     ]
@@ -208,34 +223,50 @@ def ranked_dia_ids(results: Sequence[Any]) -> list[str]:
     return out
 
 
-def run_variant(
-    variant: Variant,
-    convs: Sequence[Conversation],
-    embedder: Any,
-    *,
-    max_questions: int | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
+LAYOUTS = ("shared", "per-conversation")
+
+
+def build_engines(variant: Variant, convs: Sequence[Conversation], embedder: Any, tmp: Path, *,
+                  layout: str = "shared", progress: bool = True,
+                  config: dict[str, Any] | None = None) -> tuple[dict[str, Any], int, float]:
+    """Open the store(s) and ingest: {sample_id: engine}, memories added, seconds."""
     from tqdm import tqdm
 
-    tmp = Path(tempfile.mkdtemp(prefix=f"locomo-{variant.name}-"))
-    engine = variant.open_engine(str(tmp / "memory.db"), embedder)
+    if layout not in LAYOUTS:
+        raise SystemExit(f"unknown layout {layout!r}")
+    cfg = {**variant.config, **(config or {})}
+    engines: dict[str, Any] = {}
+    shared = variant.open_engine(str(tmp / "memory.db"), embedder, **cfg) if layout == "shared" else None
     t0 = time.perf_counter()
     n_mem = 0
     for conv in tqdm(convs, desc=f"[{variant.name}] ingest", disable=not progress):
-        n_mem += ingest(engine, conv, variant.content, variant.search_text)
-    ingest_s = time.perf_counter() - t0
+        eng = shared if shared is not None else variant.open_engine(str(tmp / f"{conv.sample_id}.db"), embedder, **cfg)
+        engines[conv.sample_id] = eng
+        n_mem += ingest(eng, conv, variant.content, variant.search_text)
     if hasattr(embedder, "save"):
         embedder.save()
+    return engines, n_mem, time.perf_counter() - t0
 
-    search = variant.search or (
-        lambda eng, q, uid, k, mode: eng.search(q, user_id=uid, top_k=k, mode=mode)
-    )
+
+def close_engines(engines: dict[str, Any]) -> None:
+    for eng in {id(e): e for e in engines.values()}.values():
+        eng.close()
+
+
+def run_questions(engines: dict[str, Any], convs: Sequence[Conversation], *,
+                  max_questions: int | None = None, methods: Sequence[str] = METHODS,
+                  top_k: int = max(KS), rewrite: Callable[[str, Conversation], str] | None = None,
+                  progress: bool = True, desc: str = "search",
+                  ) -> tuple[list[dict[str, Any]], dict[str, list[float]], int]:
+    """One search per question and method; (per-question rows, timings, unknown evidence ids).
+    ``rewrite(question, conversation)`` may rewrite the query (it never sees the answer)."""
+    from tqdm import tqdm
+
     per_q: list[dict[str, Any]] = []
     jobs = [(c, qa) for c in convs for qa in (c.qa[:max_questions] if max_questions else c.qa)]
     timings: dict[str, list[float]] = defaultdict(list)
     missing_ids = 0
-    for conv, qa in tqdm(jobs, desc=f"[{variant.name}] search", disable=not progress):
+    for conv, qa in tqdm(jobs, desc=desc, disable=not progress):
         ev = evidence_ids(qa)
         known = {t.dia_id for t in conv.turns}
         missing_ids += sum(1 for e in ev if e not in known)
@@ -245,28 +276,50 @@ def run_variant(
             "question": qa["question"],
             "evidence": ev,
         }
-        for mode in METHODS:
+        query = rewrite(qa["question"], conv) if rewrite else qa["question"]
+        eng = engines[conv.sample_id]
+        for mode in methods:
             s = time.perf_counter()
-            res = search(engine, qa["question"], conv.sample_id, max(KS), mode)
+            res = eng.search(query, user_id=conv.sample_id, top_k=top_k, mode=mode)
             timings[mode].append(time.perf_counter() - s)
-            ranked = ranked_dia_ids(res)
-            row[mode] = ranked
+            row[mode] = ranked_dia_ids(res)
         per_q.append(row)
-    if hasattr(embedder, "save"):
-        embedder.save()
-    engine.close()
-    shutil.rmtree(tmp, ignore_errors=True)
-    metrics = score(per_q)
+    return per_q, timings, missing_ids
+
+
+def run_variant(
+    variant: Variant,
+    convs: Sequence[Conversation],
+    embedder: Any,
+    *,
+    max_questions: int | None = None,
+    progress: bool = True,
+    layout: str = "shared",
+) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"locomo-{variant.name}-"))
+    try:
+        engines, n_mem, ingest_s = build_engines(variant, convs, embedder, tmp, layout=layout,
+                                                 progress=progress)
+        per_q, timings, missing_ids = run_questions(
+            engines, convs, max_questions=max_questions, progress=progress,
+            desc=f"[{variant.name}] search", rewrite=variant.rewrite)
+        if hasattr(embedder, "save"):
+            embedder.save()
+        close_engines(engines)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return {
         "variant": variant.name,
         "description": variant.description,
+        "config": variant.config,
+        "layout": layout,
         "memories": n_mem,
         "questions": len(per_q),
         "questions_with_evidence": sum(1 for r in per_q if r["evidence"]),
         "evidence_ids_not_in_conversation": missing_ids,
         "ingest_seconds": round(ingest_s, 2),
         "mean_search_ms": {m: round(1000 * sum(v) / len(v), 2) for m, v in timings.items() if v},
-        "metrics": metrics,
+        "metrics": score(per_q),
         "per_question": per_q,
     }
 
@@ -276,7 +329,7 @@ def recall_at(ranked: Sequence[str], evidence: Sequence[str], k: int) -> float:
     return sum(1 for e in evidence if e in top) / len(evidence)
 
 
-def score(per_q: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def score(per_q: Sequence[dict[str, Any]], methods: Sequence[str] = METHODS) -> dict[str, Any]:
     """{group: {method: {"n": int, "r@5": .., "r@10": .., "r@25": ..}}}; groups: "1-4",
     "cat1".."cat5"."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -291,7 +344,7 @@ def score(per_q: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for g in ["1-4", "cat1", "cat2", "cat3", "cat4", "cat5"]:
         rows = groups.get(g, [])
         out[g] = {}
-        for m in METHODS:
+        for m in methods:
             entry: dict[str, Any] = {"n": len(rows)}
             for k in KS:
                 entry[f"r@{k}"] = (
@@ -304,21 +357,40 @@ def score(per_q: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- reporting
-def markdown(results: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
+def markdown(results: Sequence[dict[str, Any]], info: dict[str, Any],
+             command: str = "python -m bench.locomo") -> str:
     lines = [
         "# LoCoMo retrieval recall",
         "",
         f"Measured {info['when']} on {info['cpu_count']} cores, Python {info['python']}, "
         f"chromadb {info['versions'].get('chromadb')}, fastembed {info['versions'].get('fastembed')}; "
-        "embedder all-MiniLM-L6-v2 int8 (local ONNX). Command: `python -m bench.locomo`.",
+        "embedder all-MiniLM-L6-v2 int8 (local ONNX). Command: `" + command + "`.",
         "",
         "recall@k = share of a question's evidence turns among the top-k; averaged over "
-        "questions with evidence. Methods share one store and embedder per variant.",
+        "questions with evidence. Methods share one store and embedder per variant; layout "
+        f"`{results[0]['layout'] if results else 'shared'}` (shared = one store holding the 10 "
+        "conversations as 10 users: one FTS5 table, one Chroma collection per user). "
+        "The fusion weights of `tuned` (the engine defaults) were chosen on this data set "
+        "(bench/results/locomo_experiments.md): these are not held-out numbers.",
         "",
+        "## Summary (categories 1-4; category 5 apart)",
+        "",
+        "| variant | method | cat 1-4 R@5 | R@10 | R@25 | cat 5 R@5 | R@10 | R@25 |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    for res in results:
+        for m in METHODS:
+            a, b = res["metrics"]["1-4"][m], res["metrics"]["cat5"][m]
+            fmt = lambda e: " | ".join(  # noqa: E731
+                f"{e[f'r@{k}']:.3f}" if e[f"r@{k}"] is not None else "-" for k in KS)
+            lines.append(f"| {res['variant']} | {m} | {fmt(a)} | {fmt(b)} |")
+    lines.append("")
     for res in results:
         lines += [
             f"## {res['variant']}: {res['description']}",
+            "",
+            f"MemoryConfig overrides: `{res.get('config') or {}}`; ingest {res['ingest_seconds']} s "
+            "(embeddings from the bench cache).",
             "",
             f"{res['memories']} memories, {res['questions']} questions "
             f"({res['questions_with_evidence']} with evidence; "
@@ -373,14 +445,33 @@ def plot(results: Sequence[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def summary(res: dict[str, Any]) -> dict[str, Any]:
+    """A run's result without the per-question rows (what locomo.json keeps)."""
+    return {k: v for k, v in res.items() if k != "per_question"}
+
+
+def write_details(path: Path, res: dict[str, Any]) -> None:
+    """Per-question ranked dia_ids (top 25 per method), gzip-compressed compact JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = res["per_question"]
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as fh:
+        json.dump({"variant": res["variant"], "layout": res["layout"], "per_question": rows},
+                  fh, separators=(",", ":"))
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DATA_DEFAULT)
     ap.add_argument("--variants", default="baseline,tuned")
+    ap.add_argument("--layout", default="shared", choices=LAYOUTS,
+                    help="shared: one store, one user per conversation (default); "
+                         "per-conversation: one store each")
     ap.add_argument("--conversations", type=int, default=None, help="use only the first N")
     ap.add_argument("--questions", type=int, default=None, help="first N questions of each")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     ap.add_argument("--tag", default="", help="suffix of the result file names")
+    ap.add_argument("--no-details", action="store_true",
+                    help="do not write the per-question .json.gz files")
     ap.add_argument("--no-cache", action="store_true", help="do not reuse cached embeddings")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -396,14 +487,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results = []
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
         res = run_variant(get_variant(name), convs, embedder, max_questions=args.questions,
-                          progress=not args.quiet)
+                          progress=not args.quiet, layout=args.layout)
         results.append(res)
-        write_json(args.out / f"locomo_{name}{args.tag}.json", {"machine": info, "reference": REFERENCE, **res})
+        if not args.no_details:
+            write_details(args.out / f"locomo_{name}{args.tag}_questions.json.gz", res)
         m = res["metrics"]["1-4"]
         print(f"[{name}] categories 1-4: " + "; ".join(
             f"{meth} " + "/".join(f"{m[meth][f'r@{k}']:.3f}" for k in KS) for meth in METHODS
         ), file=sys.stderr)
-    (args.out / f"locomo{args.tag}.md").write_text(markdown(results, info))
+    command = "python -m bench.locomo " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_json(args.out / f"locomo{args.tag}.json", {
+        "machine": info, "command": command.strip(), "reference": REFERENCE,
+        "results": [summary(r) for r in results],
+    })
+    (args.out / f"locomo{args.tag}.md").write_text(markdown(results, info, command.strip()))
     plot(results, args.out / f"locomo{args.tag}.png")
     return {"machine": info, "results": results}
 

@@ -1,165 +1,192 @@
-"""Fast offline prototyping of ranking ideas on LoCoMo (categories 1-4).
+"""Ranking experiments on LoCoMo, end to end through the engine (``SyncHierarchicalMemory``).
 
-    python -m bench.locomo_experiments
+    python -m bench.locomo_experiments            # all experiments, ~10 min on 2 cores
+    python -m bench.locomo_experiments --only fusion,pool
 
-Mirrors the engine's two sides outside it so many fusions can be scored in seconds:
-vector side = exact cosine over the conversation's memory vectors (the engine's Chroma
-search over a store of this size returned the same recall, checked: 0.2168 both),
-keyword side = an SQLite FTS5 table with the engine's tokenizer and the engine's
-``build_match_query`` (bm25 order). Embeddings come from the same cache as bench.locomo.
-Ideas that win here are then run end to end through the engine (bench.tuned, bench.locomo).
+One store is built per variant and layout (embeddings from bench.locomo's cache), then
+searched under several settings by changing the engine's fusion weights / candidate pool
+between passes (``engine.weights``, ``engine.config``) - the same code path as a store opened
+with that ``MemoryConfig``. Query rewrites get the question and the conversation's two
+speaker names only (never answers or evidence). Prints one line per setting and writes
+bench/results/locomo_experiments.json; the write-up is locomo_experiments.md (by hand).
+
+Every weight here is chosen on this data set: no held-out split.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import argparse
+import re
+import shutil
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-import numpy as np
+from .common import CACHE_DIR, RESULTS_DIR, CachingEmbedder, machine_info, write_json
+from .locomo import (
+    DATA_DEFAULT,
+    KS,
+    Conversation,
+    build_engines,
+    close_engines,
+    get_variant,
+    load_locomo,
+    run_questions,
+    score,
+)
 
-from headroom_integrations.embedders.fastembed import FastEmbedEmbedder
-from headroom_integrations.storage.fts_index import build_match_query
-
-from .common import CACHE_DIR, CachingEmbedder
-from .locomo import DATA_DEFAULT, Turn, evidence_ids, load_locomo, plain_content, recall_at
-
-N = 100  # candidates per side, as the engine's pool for top_k=25
-
-
-def speaker_content(t: Turn, turns: Sequence[Turn]) -> str:
-    return f"{t.speaker}: {plain_content(t, turns)}"
-
-
-def dated_content(t: Turn, turns: Sequence[Turn]) -> str:
-    return f"[{t.date}] {t.speaker}: {plain_content(t, turns)}"
-
-
-def window_content(t: Turn, turns: Sequence[Turn], before: int = 1, after: int = 1) -> str:
-    i = t.index
-    parts = []
-    for j in range(max(0, i - before), min(len(turns), i + after + 1)):
-        u = turns[j]
-        if u.session != t.session:
-            continue
-        parts.append(speaker_content(u, turns))
-    return "\n".join(parts)
+# words that make a question a question but say nothing about the answer (beyond the
+# engine's stop words, which already drop what/when/who/did/...)
+QUESTION_FILLER = frozenset(
+    """kind type sort likely would might think ever yet also anything something someone
+    many much specific particular probably considered consider describe mention mentioned
+    name named""".split()
+)
+_WORD = re.compile(r"\w+|\W+")
 
 
-def window_prev(t: Turn, turns: Sequence[Turn]) -> str:
-    return window_content(t, turns, 1, 0)
+def drop_filler(q: str, conv: Conversation) -> str:
+    return "".join(t for t in _WORD.findall(q) if t.lower() not in QUESTION_FILLER)
 
 
-def window2(t: Turn, turns: Sequence[Turn]) -> str:
-    return window_content(t, turns, 2, 1)
+def _names(conv: Conversation) -> set[str]:
+    out = set()
+    for s in conv.speakers:
+        out |= {s.lower(), s.lower() + "s"}
+    return out
 
 
-FORMATS: dict[str, Callable[[Turn, Sequence[Turn]], str]] = {
-    "plain": plain_content,
-    "speaker": speaker_content,
-    "dated": dated_content,
-    "win_prev": window_prev,
-    "win1": window_content,
-    "win2": window2,
+def drop_speakers(q: str, conv: Conversation) -> str:
+    """Remove the conversation's speaker names (and "Name's") from the question."""
+    names = _names(conv)
+    kept = "".join(t for t in _WORD.findall(q) if t.lower() not in names)
+    return kept if re.search(r"\w", kept) else q
+
+
+def drop_both(q: str, conv: Conversation) -> str:
+    return drop_speakers(drop_filler(q, conv), conv)
+
+
+REWRITES: dict[str, Callable[[str, Conversation], str]] = {
+    "drop question filler": drop_filler,
+    "drop speaker names": drop_speakers,
+    "drop filler + names": drop_both,
 }
 
 
-class Sides:
-    """Per question: vector ranking (ids, sims) and keyword ranking (ids, scores) of one format."""
+class Log:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
 
-    def __init__(self, convs, embedder, fmt: str, vec: bool = True) -> None:
-        self.vec: list[tuple[list[int], np.ndarray]] = []
-        self.txt: list[tuple[list[int], np.ndarray]] = []
-        fn = FORMATS[fmt]
-        for c in convs:
-            texts = [fn(t, c.turns) for t in c.turns]
-            M = embedder.embed_documents(texts) if vec else None
-            db = sqlite3.connect(":memory:")
-            db.execute("CREATE VIRTUAL TABLE f USING fts5(content, tokenize='porter unicode61 remove_diacritics 2')")
-            db.executemany("INSERT INTO f(rowid, content) VALUES (?, ?)", [(i, x) for i, x in enumerate(texts)])
-            for qa in c.qa:
-                q = qa["question"]
-                if M is not None:
-                    sims = M @ embedder.embed_query(q)
-                    order = np.argsort(-sims)[:N]
-                    self.vec.append((order.tolist(), sims[order]))
-                m = build_match_query(q)
-                rows = db.execute("SELECT rowid, bm25(f) s FROM f WHERE f MATCH ? ORDER BY s LIMIT ?", (m, N)).fetchall() if m else []
-                self.txt.append(([r[0] for r in rows], np.array([-r[1] for r in rows])))
-        if hasattr(embedder, "save"):
-            embedder.save()
+    def add(self, experiment: str, setting: str, per_q: list[dict[str, Any]],
+            timings: dict[str, list[float]], methods: Sequence[str]) -> None:
+        m = score(per_q, methods)
+        for meth in methods:
+            row = {
+                "experiment": experiment, "setting": setting, "method": meth,
+                "cat1-4": [m["1-4"][meth][f"r@{k}"] for k in KS],
+                "cat5": [m["cat5"][meth][f"r@{k}"] for k in KS],
+                "per_category_r@5": {g: m[g][meth]["r@5"] for g in ("cat1", "cat2", "cat3", "cat4")},
+                "mean_ms": round(1000 * sum(timings[meth]) / max(1, len(timings[meth])), 2),
+            }
+            self.rows.append(row)
+            a, b = row["cat1-4"], row["cat5"]
+            print(f"{experiment:10s} {setting:42s} {meth:6s} 1-4 {a[0]:.3f} {a[1]:.3f} {a[2]:.3f}"
+                  f" | cat5 {b[0]:.3f} {b[1]:.3f} {b[2]:.3f} | {row['mean_ms']} ms", flush=True)
 
 
-def evaluate(convs, ranked_fn, cats=(1, 2, 3, 4)) -> tuple[float, float, float]:
-    out = {5: [], 10: [], 25: []}
-    qi = 0
-    for c in convs:
-        for qa in c.qa:
-            idx = qi
-            qi += 1
-            ev = evidence_ids(qa)
-            if not ev or qa["category"] not in cats:
-                continue
-            ranked = [c.turns[i].dia_id for i in ranked_fn(idx)]
-            for k in out:
-                out[k].append(recall_at(ranked, ev, k))
-    return tuple(round(float(np.mean(v)), 4) for v in out.values())
+def set_pool(engine: Any, multiplier: int, minimum: int) -> None:
+    engine.config.candidate_multiplier = multiplier
+    engine.config.min_candidates = minimum
 
 
-def rrf(lists: Sequence[tuple[Sequence[int], float]], k: int = 60) -> list[int]:
-    score: dict[int, float] = {}
-    for ids, w in lists:
-        for r, i in enumerate(ids, 1):
-            score[i] = score.get(i, 0.0) + w / (k + r)
-    return sorted(score, key=lambda i: -score[i])
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default="fusion,pool,topk,rewrite,rewritew,layout")
+    ap.add_argument("--conversations", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "locomo_experiments.json")
+    args = ap.parse_args(argv)
+    only = set(args.only.split(","))
 
+    from headroom_integrations.embedders.fastembed import FastEmbedEmbedder
 
-def minmax(vals: np.ndarray) -> np.ndarray:
-    if len(vals) == 0:
-        return vals
-    lo, hi = float(vals.min()), float(vals.max())
-    return (vals - lo) / (hi - lo) if hi > lo else np.ones_like(vals)
-
-
-def convex(lists: Sequence[tuple[Sequence[int], np.ndarray, float]]) -> list[int]:
-    """sum of weight * min-max normalised score; missing side counts 0."""
-    score: dict[int, float] = {}
-    for ids, vals, w in lists:
-        for i, v in zip(ids, minmax(np.asarray(vals, dtype=np.float64))):
-            score[i] = score.get(i, 0.0) + w * float(v)
-    return sorted(score, key=lambda i: -score[i])
-
-
-def main() -> None:
-    convs = load_locomo(DATA_DEFAULT)
+    convs = load_locomo(DATA_DEFAULT)[: args.conversations]
     emb = CachingEmbedder(FastEmbedEmbedder(), CACHE_DIR / "locomo_embeddings.npz")
-    fmts = sys.argv[1].split(",") if len(sys.argv) > 1 else list(FORMATS)
-    sides = {f: Sides(convs, emb, f) for f in fmts}
-    log = []
+    log = Log()
+    t_start = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="locomo-exp-"))
+    try:
+        tuned = get_variant("tuned")
+        engines, _, _ = build_engines(tuned, convs, emb, tmp / "shared", progress=False)
+        eng = next(iter(engines.values()))
+        default_w = eng.weights
 
-    def rec(name, fn):
-        r = evaluate(convs, fn)
-        log.append((name, r))
-        print(f"{name:60s} {r[0]:.3f} {r[1]:.3f} {r[2]:.3f}", flush=True)
+        def run(exp: str, setting: str, methods: Sequence[str] = ("hybrid",), **kw: Any) -> None:
+            per_q, timings, _ = run_questions(engines, convs, methods=methods, progress=False, **kw)
+            log.add(exp, setting, per_q, timings, methods)
 
-    for f, s in sides.items():
-        rec(f"{f}: text", lambda i, s=s: s.txt[i][0])
-        rec(f"{f}: vector", lambda i, s=s: s.vec[i][0])
-        rec(f"{f}: rrf k60 1:1", lambda i, s=s: rrf([(s.vec[i][0], 1), (s.txt[i][0], 1)]))
-        for wv in (0.3, 0.5, 0.7):
-            rec(f"{f}: rrf k60 vec {wv}", lambda i, s=s, wv=wv: rrf([(s.vec[i][0], wv), (s.txt[i][0], 1)]))
-        for wv in (0.3, 0.5, 0.7, 1.0):
-            rec(f"{f}: convex minmax vec {wv}", lambda i, s=s, wv=wv: convex([(*s.vec[i], wv), (*s.txt[i], 1)]))
-    # cross-format combos: keyword on one format, vector on another
-    names = list(sides)
-    for a in names:
-        for b in names:
-            if a == b:
-                continue
-            for wv in (0.5, 1.0):
-                rec(f"text {a} + vec {b}: convex vec {wv}",
-                    lambda i, a=a, b=b, wv=wv: convex([(*sides[b].vec[i], wv), (*sides[a].txt[i], 1)]))
-    print("best:", sorted(log, key=lambda x: -x[1][0])[:8])
+        run("default", "tuned, shared store (engine defaults)", ("hybrid", "text", "vector"))
+        if "fusion" in only:
+            for vw in (0.3, 0.4, 0.6, 0.7, 1.0):
+                eng.weights = replace(default_w, vector=vw)
+                run("fusion", f"score, text 1.0 / vector {vw}")
+            for vw in (1.0, 0.5, 0.3):
+                eng.weights = replace(default_w, fusion="rrf", vector=vw)
+                run("fusion", f"rrf k=60, text 1.0 / vector {vw}")
+            eng.weights = default_w
+        if "pool" in only:
+            for pool in (25, 40, 200):
+                set_pool(eng, 1, pool)
+                run("pool", f"candidate pool {pool} per side (top_k 25)")
+            set_pool(eng, 4, 40)
+        if "topk" in only:
+            # what a caller asking for 5 / 10 gets (pool max(4k, 40)), not a top-25 prefix
+            for k in (5, 10):
+                per_q, timings, _ = run_questions(engines, convs, methods=("hybrid",), top_k=k,
+                                                  progress=False)
+                log.add("topk", f"search(top_k={k}) itself (pool {max(4 * k, 40)})", per_q,
+                        timings, ("hybrid",))
+        if "rewrite" in only:
+            for name, fn in REWRITES.items():
+                run("rewrite", name, ("hybrid", "text", "vector"), rewrite=fn)
+        if "rewritew" in only:  # speaker names dropped: the vector side is stronger
+            for vw in (0.7, 1.0, 1.5):
+                eng.weights = replace(default_w, vector=vw)
+                run("rewritew", f"drop speaker names, score, vector {vw}", rewrite=drop_speakers)
+            eng.weights = replace(default_w, fusion="rrf", vector=1.0)
+            run("rewritew", "drop speaker names, rrf 1:1", rewrite=drop_speakers)
+            eng.weights = default_w
+        close_engines(engines)
+        if "layout" in only:
+            for vname in ("tuned", "baseline"):
+                v = get_variant(vname)
+                if vname == "baseline":
+                    shared, _, _ = build_engines(v, convs, emb, tmp / "b-shared", progress=False)
+                    per_q, timings, _ = run_questions(shared, convs, methods=("text",), progress=False)
+                    log.add("layout", "baseline, shared store", per_q, timings, ("text",))
+                    close_engines(shared)
+                per, _, _ = build_engines(v, convs, emb, tmp / f"{vname}-per", progress=False,
+                                          layout="per-conversation")
+                methods = ("hybrid", "text", "vector") if vname == "tuned" else ("text",)
+                per_q, timings, _ = run_questions(per, convs, methods=methods, progress=False)
+                log.add("layout", f"{vname}, one store per conversation", per_q, timings, methods)
+                if vname == "tuned" and "rewrite" in only:
+                    per_q, timings, _ = run_questions(per, convs, methods=methods, progress=False,
+                                                      rewrite=drop_speakers)
+                    log.add("layout", "tuned, per conversation, drop speaker names", per_q,
+                            timings, methods)
+                close_engines(per)
+    finally:
+        emb.save()
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_json(args.out, {"machine": machine_info(),
+                          "command": "python -m bench.locomo_experiments " + " ".join(
+                              argv if argv is not None else sys.argv[1:]),
+                          "seconds": round(time.perf_counter() - t_start, 1), "rows": log.rows})
 
 
 if __name__ == "__main__":
