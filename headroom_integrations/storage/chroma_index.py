@@ -9,6 +9,10 @@ loads that user's vectors from Chroma into a matrix, and searches are an exact d
 over it with the scope rules applied as array masks: isolation between users by
 construction, no approximate-neighbour misses, about 0.4 ms at 10k vectors.
 
+A user with many vectors (``hnsw_min_vectors``, 20k) is first searched through Chroma's own
+approximate index without a filter, keeping the neighbours that user may see; only when
+too few are visible does the exact search run.
+
 The matrices are kept fresh across threads and processes by a per-user version stamped in
 the store's SQLite file (``VectorVersions``) on every vector write: a process whose copy
 is older than the stamp reloads it. The loaded matrices are bounded
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -32,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 _LEVEL_CODE = {ScopeLevel.USER: 0, ScopeLevel.SESSION: 1, ScopeLevel.AGENT: 2, ScopeLevel.TURN: 3}
 _PAGE = 5000
+_ATTEMPTS = 4
 
 
 def _settings() -> Any:
@@ -217,11 +223,13 @@ class ChromaVectorIndex:
         *,
         versions: VersionClock | None = None,
         max_cached_vectors: int = 500_000,
+        hnsw_min_vectors: int = 20_000,
     ) -> None:
         self.client = client
         self.collection_name = collection_name
         self.versions: VersionClock = versions or LocalVersions()
         self.max_cached_vectors = max_cached_vectors
+        self.hnsw_min_vectors = hnsw_min_vectors
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, _UserVectors] = OrderedDict()
         self.collection = self._open()
@@ -234,16 +242,24 @@ class ChromaVectorIndex:
         )
 
     def _col(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a collection method; if another process re-created the collection (reset,
-        reindex), reopen it by name and try once more."""
-        try:
-            return getattr(self.collection, method)(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - chromadb.errors.NotFoundError and kin
-            if "does not exist" not in str(exc):
-                raise
-            self.collection = self._open()
-            self._cache.clear()
-            return getattr(self.collection, method)(*args, **kwargs)
+        """Call a collection method. If another process re-created the collection (reset,
+        reindex), reopen it by name; if Chroma reports an internal error (a server racing a
+        concurrent delete answers "Error finding id"), try again: every call made here is
+        idempotent."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                return getattr(self.collection, method)(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - chromadb's errors have no common base
+                text = str(exc)
+                if "does not exist" in text:
+                    self.collection = self._open()
+                    self._cache.clear()
+                elif type(exc).__name__ != "InternalError" or attempt == _ATTEMPTS - 1:
+                    raise
+                else:
+                    logger.debug("chroma %s failed (%s); retrying", method, text)
+                    time.sleep(0.01 * (attempt + 1))
+        return getattr(self.collection, method)(*args, **kwargs)
 
     @staticmethod
     def _meta(doc: IndexedDoc) -> dict[str, Any]:
@@ -395,10 +411,37 @@ class ChromaVectorIndex:
             cache = self._user(scope.user_id)
             if cache is None:
                 return []
-            hits = cache.top(q, cache.mask(scope, categories), k)
+            mask = cache.mask(scope, categories)
+            hits = None
+            if cache.live >= self.hnsw_min_vectors:
+                hits = self._hnsw(q, k, scope, cache, mask)
+            if hits is None:
+                hits = cache.top(q, mask, k)
         if min_similarity is not None:
             hits = [h for h in hits if h[1] >= min_similarity]
         return hits
+
+    def _hnsw(
+        self, q: np.ndarray, k: int, scope: ScopeQuery, cache: _UserVectors, mask: np.ndarray
+    ) -> list[tuple[str, float]] | None:
+        """For a user with many vectors, Chroma's approximate index without a filter (a
+        dot product over 100k vectors reads 150 MB; HNSW a few thousand). Its neighbours
+        are kept when the user's mask allows them; None (use the exact search) when fewer
+        than ``k`` are allowed."""
+        fetch = max(3 * k, 30)
+        res = self._col(
+            "query", query_embeddings=q.reshape(1, -1), n_results=fetch, include=["distances"]
+        )
+        ids = res["ids"][0] if res["ids"] else []
+        dists = res["distances"][0] if res.get("distances") else []
+        out = []
+        for mid, dist in zip(ids, dists):
+            r = cache.row.get(mid)
+            if r is not None and mask[r]:
+                out.append((mid, 1.0 - float(dist)))
+                if len(out) == k:
+                    return out
+        return out if len(ids) < fetch and len(out) == int(mask.sum()) else None
 
     def nearest_twins(
         self, vectors: Vector, scopes: Sequence[ScopeQuery], min_similarity: float

@@ -7,6 +7,7 @@ emoji and the empty string are all valid queries.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -37,27 +38,45 @@ def query_terms(text: str) -> list[str]:
     return list(dict.fromkeys(kept))[:_MAX_TERMS]
 
 
+def _or(terms: Sequence[str]) -> str:
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
 def build_match_query(text: str) -> str | None:
     """An FTS5 ``MATCH`` expression for any user string, or None when it has no words."""
     terms = query_terms(text)
-    if not terms:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    return _or(terms) if terms else None
+
+
+def owner_token(user_id: str) -> str:
+    """The token that marks a user's rows in the index (a hash: any user id is safe)."""
+    return "u" + hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 class FTS5TextIndex:
     """Keyword index in the store's SQLite file; implements the ``TextIndex`` port."""
 
-    def __init__(self, db: SQLiteDatabase, table: str = "memories_fts") -> None:
+    def __init__(
+        self, db: SQLiteDatabase, table: str = "memories_fts", *, max_term_docs: int = 3000
+    ) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
             raise ValueError(f"invalid FTS table name {table!r}")
         self.db = db
+        self.max_term_docs = max_term_docs
         self.table = table
         self.map_table = f"{table}_ids"
         with db.transaction() as conn:
+            existing = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+            if existing is not None and " owner," not in existing[0]:
+                # an index from before the owner column: drop it; the store's open check
+                # sees the keyword count differ from SQLite and rebuilds it
+                conn.execute(f"DROP TABLE {table}")
+                conn.execute(f"DROP TABLE IF EXISTS {self.map_table}")
             conn.execute(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5("
-                "content, user_id UNINDEXED, session_id UNINDEXED, agent_id UNINDEXED, "
+                "content, owner, user_id UNINDEXED, session_id UNINDEXED, agent_id UNINDEXED, "
                 "turn_id UNINDEXED, category UNINDEXED, is_current UNINDEXED, "
                 "tokenize = 'porter unicode61 remove_diacritics 2')"
             )
@@ -86,11 +105,12 @@ class FTS5TextIndex:
                 rowid = self._rowid(conn, doc.id, create=True)
                 conn.execute(f"DELETE FROM {self.table} WHERE rowid = ?", (rowid,))
                 conn.execute(
-                    f"INSERT INTO {self.table}(rowid, content, user_id, session_id, agent_id, "
-                    "turn_id, category, is_current) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO {self.table}(rowid, content, owner, user_id, session_id, "
+                    "agent_id, turn_id, category, is_current) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         rowid,
                         doc.keywords or doc.content,
+                        owner_token(doc.user_id),
                         doc.user_id,
                         doc.session_id or "",
                         doc.agent_id or "",
@@ -121,9 +141,12 @@ class FTS5TextIndex:
     def search(
         self, query: str, k: int, scope: ScopeQuery, categories: Sequence[str] | None = None
     ) -> list[tuple[str, float]]:
-        match = build_match_query(query)
-        if match is None or k <= 0:
+        terms = self._discriminating(query_terms(query))
+        if not terms or k <= 0:
             return []
+        # Only this user's rows are matched (their owner token), so nothing is scored for
+        # other users; bm25 weighs the content column only.
+        match = f'owner:"{owner_token(scope.user_id)}" AND ({_or(terms)})'
         clauses = ["f.user_id = ?"]
         params: list[Any] = [match, scope.user_id]
         if not scope.include_superseded:
@@ -143,7 +166,7 @@ class FTS5TextIndex:
             clauses.append(f"f.category IN ({', '.join('?' for _ in categories)})")
             params.extend(categories)
         sql = (
-            f"SELECT m.memory_id, bm25({self.table}) AS score FROM {self.table} AS f "
+            f"SELECT m.memory_id, bm25({self.table}, 1.0, 0.0) AS score FROM {self.table} AS f "
             f"JOIN {self.map_table} AS m ON m.fts_rowid = f.rowid "
             f"WHERE {self.table} MATCH ? AND {' AND '.join(clauses)} ORDER BY score LIMIT ?"
         )
@@ -151,6 +174,27 @@ class FTS5TextIndex:
         rows = self.db.fetchall(sql, params)
         # bm25() is lower-is-better and negative; report relevance as a positive number.
         return [(r[0], -float(r[1])) for r in rows]
+
+    def _discriminating(self, terms: list[str]) -> list[str]:
+        """``terms`` without those in more than ``max_term_docs`` memories (of any user):
+        scoring a term costs about a microsecond per memory holding it, and so common a term
+        says little (its BM25 weight is small). Only large stores are checked; each check
+        stops counting at the limit."""
+        if not terms or self.max_term_docs <= 0:
+            return terms
+        row = self.db.fetchone(f"SELECT max(fts_rowid) FROM {self.map_table}")
+        if not row or not row[0] or int(row[0]) <= self.max_term_docs:
+            return terms
+        kept = []
+        for term in terms:
+            got = self.db.fetchone(
+                f"SELECT count(*) FROM (SELECT rowid FROM {self.table} WHERE {self.table} "
+                "MATCH ? LIMIT ?)",
+                (f"content:{_or([term])}", self.max_term_docs + 1),
+            )
+            if got is not None and int(got[0]) <= self.max_term_docs:
+                kept.append(term)
+        return kept
 
     def count(self) -> int:
         row = self.db.fetchone(f"SELECT count(*) FROM {self.map_table}")
