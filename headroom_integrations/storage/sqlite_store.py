@@ -274,7 +274,8 @@ class SQLiteMemoryStore:
 
     def find_same_content(self, record: MemoryRecord) -> MemoryRecord | None:
         row = self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM memories WHERE user_id = ? AND content_hash = ? "
+            f"SELECT {_COLUMNS} FROM memories INDEXED BY idx_memories_hash "
+            "WHERE user_id = ? AND content_hash = ? "
             "AND session_id IS ? AND agent_id IS ? AND turn_id IS ? AND is_current = 1 "
             "ORDER BY created_at LIMIT 1",
             (
