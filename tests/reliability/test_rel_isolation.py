@@ -4,8 +4,8 @@ to another session of the same user (user-level memories are visible to all its 
 Every memory's text carries its owner tag (``own-u1-s2``, ``own-u1-user``) and shares its
 other words with every other memory, so a leak would rank well if filters failed.
 Covered: engine search (hybrid, vector, text), text_search, query, get_all, export_jsonl,
-the LangChain retriever, store and chat history, the LlamaIndex retriever and memory.
-(No OpenAI adapter module exists yet: headroom_integrations/openai is absent.)
+the LangChain retriever, store and chat history, the LlamaIndex retriever and memory, and
+what the OpenAI wrapper injects into the request the model receives.
 """
 
 from __future__ import annotations
@@ -152,6 +152,27 @@ def test_llama_index_memory_and_histories_never_cross(grid, q, user, session):
     if not hist.messages:
         hist.add_messages([HumanMessage(f"history own-{user}-{session}")])
     _check("langchain.history", user, session, [str(m.content) for m in hist.messages])
+
+
+@SETTINGS
+@given(q=queries, user=users, session=sessions, placement=st.sampled_from(["system", "user"]))
+def test_openai_wrapper_injects_only_visible_memories(grid, q, user, session, placement):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "openai"))
+    from oai_fakes import FakeLLM
+
+    from headroom_integrations import with_memory
+
+    fake = FakeLLM(["Sure."])
+    client = with_memory(fake.client(), user_id=user, session_id=session, memory=grid,
+                         placement=placement, top_k=10, min_similarity=-1.0)
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": q}])
+    sent = json.dumps(fake.last["messages"])
+    bad = owners(sent) - allowed(user, session)
+    tried["openai.with_memory"] = tried.get("openai.with_memory", 0) + 1
+    assert not bad, f"{user}/{session} was shown {sorted(bad)}"
 
 
 def test_isolation_figures(record_property):
