@@ -59,7 +59,7 @@ class SearchModeChoice(str, Enum):
 
 class ConflictChoice(str, Enum):
     skip = "skip"
-    replace = "replace"
+    replace = "replace"  # type: ignore[assignment]  # the member shadows str.replace
     error = "error"
 
 

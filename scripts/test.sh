@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh dev
 export HF_HUB_OFFLINE=1
 .venv/bin/ruff check headroom_integrations tests
+.venv/bin/mypy
 exec .venv/bin/python -m pytest tests --nbmake notebooks "$@"

@@ -32,6 +32,7 @@ from .models import (
     Provenance,
     ScopeLevel,
     SearchResult,
+    new_id,
     utcnow,
 )
 from .ports import Embedder, IndexedDoc, MemoryCache, ScopeQuery, TextIndex, Vector, VectorIndex
@@ -340,7 +341,7 @@ class SyncHierarchicalMemory:
         if memory_id is not None and self.store.get(memory_id) is not None:
             raise InvalidInputError(f"memory_id {memory_id!r} is already used")
         return MemoryRecord(
-            **({"id": memory_id} if memory_id is not None else {}),
+            id=memory_id if memory_id is not None else new_id(),
             content=content,
             category=category,
             importance=check_importance(item.importance),

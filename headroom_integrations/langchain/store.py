@@ -246,9 +246,11 @@ class HeadroomStore(BaseStore):
             page = matching[op.offset : op.offset + op.limit]
             return [self._item(r, search=True) for r, _ in page]  # type: ignore[misc]
         ranked = self._rank(op.query, [r for r, v in matching if v[3]])
-        scoreless = [(r, None) for r, v in matching if not v[3]]
-        page = (ranked + scoreless)[op.offset : op.offset + op.limit]
-        return [self._item(r, score=s, search=True) for r, s in page]  # type: ignore[misc]
+        scoreless: list[tuple[MemoryRecord, float | None]] = [
+            (r, None) for r, v in matching if not v[3]
+        ]
+        scored = (ranked + scoreless)[op.offset : op.offset + op.limit]
+        return [self._item(r, score=s, search=True) for r, s in scored]  # type: ignore[misc]
 
     def _rank(self, query: str, records: list[MemoryRecord]) -> list[tuple[MemoryRecord, float | None]]:
         """Rank ``records`` for ``query`` with the engine's hybrid search: one ``all_scopes``
@@ -299,7 +301,8 @@ class HeadroomStore(BaseStore):
             if isinstance(op, GetOp):
                 results.append(self._get(op))
             elif isinstance(op, PutOp):
-                results.append(self._put(op))
+                self._put(op)
+                results.append(None)
             elif isinstance(op, SearchOp):
                 results.append(self._search(op))
             elif isinstance(op, ListNamespacesOp):

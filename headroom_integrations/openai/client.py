@@ -150,7 +150,7 @@ def _strip(response: Any) -> tuple[Any, ParseResult | None]:
             parsed = parse_memory_blocks(content)
             if i == 0:
                 first = parsed
-            if parsed.clean_text != content:
+            if parsed.clean_text != content and message is not None:
                 choice = choice.model_copy(
                     update={"message": message.model_copy(update={"content": parsed.clean_text})}
                 )
