@@ -72,8 +72,11 @@ def test_latency_harness_tiny(tmp_path: Path) -> None:
     assert [(r["size"], r["layout"]) for r in saved["runs"]] == [(60, "spread"), (60, "single")]
     for r in saved["runs"]:
         for key in ("search_p50_ms", "search_p95_ms", "search_cached_p50_ms", "add_p50_ms",
+                    "search_cold_p50_ms", "search_cold_p95_ms",
                     "ingest_per_s", "rss_mib_after_build", "disk_bytes_per_memory"):
             assert r[key] > 0, key
+    spread, single = saved["runs"]
+    assert spread["cold_searches"] == 5 and single["cold_searches"] == 1
     assert (out / "latency.md").read_text().startswith("# Latency")
     assert (out / "latency.png").stat().st_size > 0
     assert res["runs"]
