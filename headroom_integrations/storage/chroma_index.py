@@ -222,17 +222,47 @@ class ChromaVectorIndex:
         collection_name: str,
         *,
         versions: VersionClock | None = None,
+        rows: Any = None,
         max_cached_vectors: int = 500_000,
         hnsw_min_vectors: int = 20_000,
     ) -> None:
         self.client = client
         self.collection_name = collection_name
         self.versions: VersionClock = versions or LocalVersions()
+        self.rows = rows
+        """Where a user's vectors are loaded from (``SQLiteVectorRows``); None: from Chroma."""
         self.max_cached_vectors = max_cached_vectors
         self.hnsw_min_vectors = hnsw_min_vectors
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, _UserVectors] = OrderedDict()
         self.collection = self._open()
+        if self.rows is not None and self.rows.is_empty() and self._col("count") > 0:
+            self._backfill_rows()
+
+    def _backfill_rows(self) -> None:
+        """Copy Chroma's vectors into the SQLite rows (a store from before they existed)."""
+        offset = 0
+        while True:
+            got = self._col(
+                "get", include=["embeddings", "metadatas"], limit=_PAGE, offset=offset
+            )
+            if not got["ids"]:
+                return
+            docs = [
+                IndexedDoc(
+                    id=i,
+                    content="",
+                    user_id=str(m.get("user_id", "")),
+                    session_id=m.get("session_id") or None,
+                    agent_id=m.get("agent_id") or None,
+                    turn_id=m.get("turn_id") or None,
+                    category=str(m.get("category", "")),
+                    is_current=bool(m.get("is_current", True)),
+                )
+                for i, m in zip(got["ids"], (m or {} for m in got["metadatas"]))
+            ]
+            self.rows.upsert(docs, np.asarray(got["embeddings"], dtype=np.float32))
+            offset += len(got["ids"])
 
     def _open(self) -> Any:
         return self.client.get_or_create_collection(
@@ -274,6 +304,13 @@ class ChromaVectorIndex:
 
     # -- the per-user matrices ----------------------------------------------------------
     def _load(self, user_id: str, version: int, dim: int | None) -> _UserVectors | None:
+        if self.rows is not None:
+            got = self.rows.load(user_id)
+            if got is None:
+                return None
+            cache = _UserVectors(int(got[1].shape[1]), version)
+            cache.put(got[0], got[1], got[2])
+            return cache
         ids: list[str] = []
         rows: list[Any] = []
         metas: list[dict[str, Any]] = []
@@ -352,6 +389,8 @@ class ChromaVectorIndex:
                     embeddings=rows[start : start + 4000],
                     metadatas=[self._meta(d) for d in part],
                 )
+            if self.rows is not None:
+                self.rows.upsert(docs, rows)
             by_user: dict[str, list[int]] = {}
             for n, doc in enumerate(docs):
                 by_user.setdefault(doc.user_id, []).append(n)
@@ -374,6 +413,8 @@ class ChromaVectorIndex:
             if not ids:
                 return
             self._col("update", ids=ids, metadatas=[{"is_current": is_current} for _ in ids])
+            if self.rows is not None:
+                self.rows.set_current(ids, is_current)
             users = {(m or {}).get("user_id") for m in got["metadatas"]}
             for owner in users:
                 if owner:
@@ -390,6 +431,9 @@ class ChromaVectorIndex:
                 got = self._col("get", ids=list(memory_ids), include=["metadatas"])
                 owners.update((m or {}).get("user_id") or "" for m in got["metadatas"])
                 owners.discard("")
+            if self.rows is not None:
+                owners.update(self.rows.owners(memory_ids))
+                self.rows.delete(memory_ids)
             self._col("delete", ids=list(memory_ids))
             for owner in owners:
                 self._stamp(owner, lambda c: c.drop(memory_ids))
@@ -497,6 +541,8 @@ class ChromaVectorIndex:
             except Exception:  # noqa: BLE001 - absent collection is fine
                 logger.debug("collection %s did not exist", self.collection_name)
             self.collection = self._open()
+            if self.rows is not None:
+                self.rows.reset()
             self._cache.clear()
             self.versions.bump_all()
 

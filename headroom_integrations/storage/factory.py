@@ -12,6 +12,7 @@ from .fts_index import FTS5TextIndex
 from .sqlite_db import SQLiteDatabase
 from .sqlite_store import SQLiteMemoryStore
 from .transcripts import SQLiteTranscriptStore
+from .vector_rows import SQLiteVectorRows
 from .vector_versions import VectorVersions
 
 
@@ -45,9 +46,12 @@ def build_components(
         if config.in_memory and config.chroma_host is None:
             # Ephemeral Chroma clients share one in-process system: keep stores apart.
             name = f"{name}-{uuid.uuid4().hex[:12]}"
-        versions = VectorVersions(db) if db is not None else None
         vector_index = ChromaVectorIndex(
-            client, name, versions=versions, max_cached_vectors=config.max_cached_vectors
+            client,
+            name,
+            versions=VectorVersions(db) if db is not None else None,
+            rows=SQLiteVectorRows(db) if db is not None else None,
+            max_cached_vectors=config.max_cached_vectors,
         )
     if embedder is None:
         embedder = config.embedder
