@@ -49,3 +49,35 @@ def test_a_new_process_sees_vectors_after_reset_and_reindex(db_path, embedder):
         assert [h.content for h in a.search("language", user_id="u", mode="vector")] == [
             "Speaks Portuguese"
         ]
+
+
+def test_a_store_without_sqlite_vector_rows_is_backfilled_from_chroma(db_path, embedder):
+    import sqlite3
+
+    with SyncHierarchicalMemory.create(db_path=db_path, embedder=embedder) as m:
+        m.add("Grows tomatoes on the balcony", user_id="u")
+    con = sqlite3.connect(db_path)
+    con.execute("DELETE FROM vector_rows")  # as a store written before the copy existed
+    con.commit()
+    con.close()
+    with SyncHierarchicalMemory.create(db_path=db_path, embedder=embedder) as m:
+        hits = m.search("vegetable garden", user_id="u", mode="vector")
+        assert [h.content for h in hits] == ["Grows tomatoes on the balcony"]
+        assert m.vector_index.rows.load("u") is not None
+
+
+def test_first_search_reads_vectors_from_sqlite_not_chroma(db_path, embedder):
+    with SyncHierarchicalMemory.create(db_path=db_path, embedder=embedder) as m:
+        m.add("Runs marathons", user_id="u")
+    with SyncHierarchicalMemory.create(db_path=db_path, embedder=embedder) as m:
+        calls = []
+        real = m.vector_index._col
+
+        def spy(method, *args, **kwargs):
+            calls.append(method)
+            return real(method, *args, **kwargs)
+
+        m.vector_index._col = spy
+        assert [h.content for h in m.search("running", user_id="u", mode="vector")] == [
+            "Runs marathons"]
+        assert "get" not in calls  # the matrix came from SQLite in one read
