@@ -17,11 +17,19 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import os
 import re
+import shutil
+import socket
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from docs_fake_openai import FakeOpenAIServer
@@ -86,7 +94,54 @@ def fake_openai():
         yield server
 
 
-def run_page(blocks: list[Block], loop: asyncio.AbstractEventLoop) -> tuple[int, list[Block]]:
+class LazyChromaServer:
+    """A real ``chroma run`` on a free loopback port, started the first time an example
+    needs one (examples write the documented port 8000; the test points them at this one)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            exe = shutil.which("chroma", path=os.path.dirname(sys.executable)) or "chroma"
+            self.proc = subprocess.Popen(
+                [exe, "run", "--path", str(self.root), "--host", "127.0.0.1", "--port", str(port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).is_success:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert self.proc.poll() is None and time.monotonic() < deadline, "chroma run failed"
+                time.sleep(0.2)
+            self._port = port
+        return self._port
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LazyChromaServer]:
+    server = LazyChromaServer(tmp_path_factory.mktemp("docs-chroma"))
+    yield server
+    server.stop()
+
+
+def run_page(
+    blocks: list[Block], loop: asyncio.AbstractEventLoop, chroma: LazyChromaServer | None = None
+) -> tuple[int, list[Block]]:
     namespace: dict[str, object] = {"__name__": "__main__"}
     ran = 0
     skipped: list[Block] = []
@@ -94,7 +149,10 @@ def run_page(blocks: list[Block], loop: asyncio.AbstractEventLoop) -> tuple[int,
         if block.no_run_reason is not None:
             skipped.append(block)
             continue
-        source = "\n" * (block.line) + block.code  # tracebacks point at the Markdown line
+        code_text = block.code
+        if chroma is not None and "chroma_port=8000" in code_text:
+            code_text = code_text.replace("chroma_port=8000", f"chroma_port={chroma.port}")
+        source = "\n" * (block.line) + code_text  # tracebacks point at the Markdown line
         code = compile(
             source, block.page, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
         )
@@ -130,7 +188,11 @@ def test_docs_have_examples() -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_page_examples_run(
-    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAIServer
+    page: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_openai: FakeOpenAIServer,
+    chroma_server: LazyChromaServer,
 ) -> None:
     blocks = extract_blocks(page)
     work = tmp_path / "work"
@@ -145,7 +207,7 @@ def test_page_examples_run(
     _clear_chroma_cache()
     loop = asyncio.new_event_loop()
     try:
-        ran, skipped = run_page(blocks, loop)
+        ran, skipped = run_page(blocks, loop, chroma_server)
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
