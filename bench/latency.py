@@ -419,7 +419,7 @@ def markdown(res: dict[str, Any]) -> str:
         f"Command: `{res['command']}`. Times in ms, hybrid search top_k=5.",
         "",
         "- **cold** = the first search of a user in the process: includes loading that user's "
-        "vectors from Chroma into memory. Spread layout: one fresh query for each of "
+        "vectors from the SQLite copy into memory. Spread layout: one fresh query for each of "
         "`cold n` distinct users never searched before; single layout: the one first search "
         "of the store's only user (n = 1).",
         "- **steady** = fresh distinct never-seen queries (query embedding included) for users "

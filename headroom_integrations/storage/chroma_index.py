@@ -235,6 +235,7 @@ class ChromaVectorIndex:
         self.hnsw_min_vectors = hnsw_min_vectors
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, _UserVectors] = OrderedDict()
+        self._loaded_estimate = 0
         self.collection = self._open()
         if self.rows is not None and self.rows.is_empty() and self._col("count") > 0:
             self._backfill_rows()
@@ -352,14 +353,21 @@ class ChromaVectorIndex:
             return None
         self._cache[user_id] = cache
         self._cache.move_to_end(user_id)
-        self._evict()
+        self._evict(cache.size)
         return cache
 
-    def _evict(self) -> None:
+    def _evict(self, added: int) -> None:
+        """Drop least recently searched users while more than ``max_cached_vectors`` are
+        loaded. The exact count is taken only when a running estimate says it may be over
+        (the estimate ignores appends; a recount corrects it)."""
+        self._loaded_estimate += added
+        if self._loaded_estimate <= self.max_cached_vectors:
+            return
         total = sum(c.size for c in self._cache.values())
         while total > self.max_cached_vectors and len(self._cache) > 1:
             _, dropped = self._cache.popitem(last=False)
             total -= dropped.size
+        self._loaded_estimate = total
 
     def _stamp(self, user_id: str, apply: Any) -> None:
         """After a write of ``user_id``'s vectors: stamp a new version and bring this
@@ -544,6 +552,7 @@ class ChromaVectorIndex:
             if self.rows is not None:
                 self.rows.reset()
             self._cache.clear()
+            self._loaded_estimate = 0
             self.versions.bump_all()
 
     def close(self) -> None:
