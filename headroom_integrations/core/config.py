@@ -58,6 +58,10 @@ class MemoryConfig(BaseModel):
     importance_weight: float = Field(default=0.0, ge=0.0)
     recency_weight: float = Field(default=0.0, ge=0.0)
     recency_half_life_days: float = Field(default=30.0, gt=0.0)
+    common_term_ratio: float = Field(default=0.7, ge=0.0, le=1.0)
+    """Query words found in more than this share of the user's memories are left out of
+    both sides of a search (a speaker's name on every turn says nothing about which turn
+    answers); 1.0 keeps every word. Checked for users with 20 to 5,000 memories."""
     candidate_multiplier: int = Field(default=4, ge=1)
     min_candidates: int = Field(default=40, ge=1)
     track_access: bool = True

@@ -35,6 +35,7 @@ from .models import (
     new_id,
     utcnow,
 )
+from .query_words import strip_words
 from .ports import Embedder, IndexedDoc, MemoryCache, ScopeQuery, TextIndex, Vector, VectorIndex
 from .ranking import Candidate, FusionWeights, recency_factor, relevance
 from .validation import check_id, check_importance, check_text, check_top_k
@@ -823,6 +824,7 @@ class SyncHierarchicalMemory:
         # lone surrogates cannot reach the tokenizer or SQLite: make them U+FFFD
         query = query.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         n = max(top_k * self.config.candidate_multiplier, self.config.min_candidates)
+        query = self._without_common_terms(query, scope.user_id)
         candidates: dict[str, Candidate] = {}
         qvec: Vector | None = None
         need_vector = mode != "text" or min_similarity is not None
@@ -883,6 +885,16 @@ class SyncHierarchicalMemory:
                 r.memory.access_count += 1
                 r.memory.last_accessed = now
         return results
+
+    def _without_common_terms(self, query: str, user_id: str) -> str:
+        """``query`` without the words most of the user's memories hold (see
+        ``MemoryConfig.common_term_ratio``); the query itself when the index cannot tell."""
+        ratio = self.config.common_term_ratio
+        finder = getattr(self.text_index, "common_terms", None)
+        if ratio >= 1.0 or finder is None or not query.strip():
+            return query
+        common = finder(query, user_id, ratio=ratio)
+        return strip_words(query, common) if common else query
 
     def text_search(
         self,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +65,8 @@ class FTS5TextIndex:
             raise ValueError(f"invalid FTS table name {table!r}")
         self.db = db
         self.max_term_docs = max_term_docs
+        self._user_sizes: dict[str, tuple[int, float]] = {}
+        self._sizes_lock = threading.Lock()
         self.table = table
         self.map_table = f"{table}_ids"
         with db.transaction() as conn:
@@ -195,6 +199,61 @@ class FTS5TextIndex:
             if got is not None and int(got[0]) <= self.max_term_docs:
                 kept.append(term)
         return kept
+
+    def common_terms(
+        self,
+        query: str,
+        user_id: str,
+        *,
+        ratio: float,
+        min_docs: int = 20,
+        max_docs: int = 5000,
+    ) -> set[str]:
+        """The words of ``query`` found in more than ``ratio`` of ``user_id``'s memories.
+
+        Such a word cannot tell this user's memories apart (a speaker's name on every turn of
+        a transcript, "user" in "User likes ..."), yet it still steers a search: BM25 weighs
+        it by its rarity across all users, and in the query embedding it pulls towards
+        memories that mention it most. Checked only for users holding ``min_docs`` to
+        ``max_docs`` memories (current or not); a user's size is cached for 30 seconds.
+        """
+        terms = query_terms(query)
+        if not terms or ratio >= 1.0:
+            return set()
+        size = self._user_size(user_id, max_docs)
+        if size < min_docs or size > max_docs:
+            return set()
+        owner = owner_token(user_id)
+        limit = int(ratio * size)
+        common = set()
+        for term in terms:
+            got = self.db.fetchone(
+                f"SELECT count(*) FROM (SELECT rowid FROM {self.table} WHERE {self.table} "
+                "MATCH ? LIMIT ?)",
+                (f'owner:"{owner}" AND content:{_or([term])}', limit + 1),
+            )
+            if got is not None and int(got[0]) > limit:
+                common.add(term)
+        return common
+
+    def _user_size(self, user_id: str, cap: int) -> int:
+        """How many rows ``user_id`` has in the index (counted up to ``cap + 1``)."""
+        now = time.monotonic()
+        with self._sizes_lock:
+            hit = self._user_sizes.get(user_id)
+        if hit is not None and now - hit[1] < 30.0:
+            return hit[0]
+        got = self.db.fetchone(
+            f"SELECT count(*) FROM (SELECT rowid FROM {self.table} WHERE {self.table} "
+            "MATCH ? LIMIT ?)",
+            (f'owner:"{owner_token(user_id)}"', cap + 1),
+        )
+        size = int(got[0]) if got else 0
+        with self._sizes_lock:
+            if len(self._user_sizes) > 10_000:
+                self._user_sizes.clear()
+            self._user_sizes[user_id] = (size, now)
+        return size
 
     def count(self) -> int:
         row = self.db.fetchone(f"SELECT count(*) FROM {self.map_table}")
