@@ -16,10 +16,11 @@ engine's hybrid search and, in the same run and store, keyword-only (``mode="tex
 vector-only (``mode="vector"``).
 
 Variants (``--variants``), both the stock ``SyncHierarchicalMemory``:
-- ``baseline``: the ranking before score fusion (``fusion="rrf"``, weights 1/1) and the turn
-  text (+ image caption) as content, no ``search_text``;
+- ``baseline``: the ranking before score fusion (``fusion="rrf"``, weights 1/1, no query
+  word left out) and the turn text (+ image caption) as content, no ``search_text``;
 - ``tuned``: ``bench.tuned`` - default ``MemoryConfig`` (score fusion, text 1.0 / vector
-  0.5), content "Speaker: text", ``search_text`` = session date + neighbouring turns.
+  0.5, ``common_term_ratio`` 0.7), content "Speaker: text", ``search_text`` = session date +
+  neighbouring turns.
 
 Nothing reads answers or evidence except the scoring. The top-k lists are prefixes of one
 top-25 search per question and method (the engine's candidate pool is then
@@ -163,15 +164,17 @@ def _stock_engine(db_path: str, embedder: Any, **config: Any) -> Any:
     return SyncHierarchicalMemory.create(MemoryConfig(db_path=db_path, **config), embedder=embedder)
 
 
-BASELINE_CONFIG = {"fusion": "rrf", "vector_weight": 1.0, "text_weight": 1.0}
+BASELINE_CONFIG = {"fusion": "rrf", "vector_weight": 1.0, "text_weight": 1.0,
+                   "common_term_ratio": 1.0}
 
 
 def get_variant(name: str) -> Variant:
     if name == "baseline":
         return Variant(
             "baseline",
-            "stock engine with the old ranking (fusion='rrf', k=60, weights 1/1); content = "
-            "turn text (+ image caption), no search_text",
+            "stock engine with the old ranking (fusion='rrf', k=60, weights 1/1, every query "
+            "word kept: common_term_ratio=1.0); content = turn text (+ image caption), no "
+            "search_text",
             plain_content,
             _stock_engine,
             config=dict(BASELINE_CONFIG),

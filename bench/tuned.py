@@ -76,7 +76,8 @@ def variant_names() -> Variant:
 def variant() -> Variant:
     return Variant(
         "tuned",
-        "stock engine, default MemoryConfig (fusion='score', text 1.0 / vector 0.5); content "
+        "stock engine, default MemoryConfig (fusion='score', text 1.0 / vector 0.5, "
+        "common_term_ratio 0.7: the speakers' names, on every turn, leave the query); content "
         "'Speaker: text' (+ caption); search_text = '[session date]' + 2 previous + 1 next turn "
         "of the same session",
         speaker_content,

@@ -1,0 +1,307 @@
+"""Ranking ideas on LoCoMo, tried offline against a replica of the engine's hybrid search.
+
+    python -m bench.locomo_lab                 # every experiment, ~5 min on 2 cores
+    python -m bench.locomo_lab --only fusion,window
+
+Why a replica: trying a ranking idea through the engine means a new store per idea. Here the
+keyword side comes from SQLite FTS5 exactly as the engine queries it (same tokenizer, owner
+token, ``bm25()``; one table for the 10 users, or with column weights where an experiment
+says so) and the vector side is the exact cosine over the same MiniLM vectors, fused with
+the engine's own ``ranking.relevance``. The ``replica`` row must equal the engine's numbers in
+bench/results/locomo.md (tuned variant, hybrid): that is checked on every run and printed.
+
+Every setting is chosen on this data set (no held-out split); nothing reads answers or
+evidence except the scoring. Writes bench/results/locomo_lab.json; the write-up is in
+locomo_experiments.md (by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import CACHE_DIR, RESULTS_DIR, CachingEmbedder, machine_info, write_json
+from .locomo import DATA_DEFAULT, KS, Conversation, Turn, evidence_ids, load_locomo, recall_at
+from .tuned import speaker_content
+
+Ranked = list[str]
+POOL = 100  # the engine's candidate pool per side for a top-25 search
+
+
+def _window(t: Turn, turns: Sequence[Turn], before: int, after: int, *, self_too: bool,
+            date: bool) -> str:
+    lines = [
+        speaker_content(u, turns)
+        for u in turns[max(0, t.index - before): t.index + after + 1]
+        if u.session == t.session and (self_too or u.index != t.index)
+    ]
+    return "\n".join(([f"[{t.date}]"] if date else []) + lines)
+
+
+class Lab:
+    """The 10 conversations, their FTS5 tables and vectors, and the scoring."""
+
+    def __init__(self, convs: Sequence[Conversation], emb: Any) -> None:
+        from headroom_integrations.storage.fts_index import query_terms
+
+        self.convs = list(convs)
+        self.emb = emb
+        self.query_terms = query_terms
+        self.ids = {c.sample_id: [t.dia_id for t in c.turns] for c in self.convs}
+        self.pos = {c.sample_id: {t.dia_id: t for t in c.turns} for c in self.convs}
+        self._dbs: dict[tuple[Any, ...], tuple[sqlite3.Connection, dict[int, str]]] = {}
+        self._docs: dict[str, dict[str, np.ndarray]] = {}
+        self.rows: list[dict[str, Any]] = []
+
+    # -- keyword side ------------------------------------------------------------------
+    def fts(self, before: int = 2, after: int = 1, columns: bool = False) -> tuple[sqlite3.Connection, dict[int, str]]:
+        """One FTS5 table holding every conversation: ``content`` = "Speaker: text" +
+        ``search_text`` (one column, as the engine indexes it) or, with ``columns``, the
+        turn and its context in two columns."""
+        key = (before, after, columns)
+        if key in self._dbs:
+            return self._dbs[key]
+        db = sqlite3.connect(":memory:")
+        cols = "content, ctx, owner" if columns else "content, owner"
+        db.execute(f"CREATE VIRTUAL TABLE f USING fts5({cols}, "
+                   "tokenize = 'porter unicode61 remove_diacritics 2')")
+        rowids: dict[int, str] = {}
+        for c in self.convs:
+            for t in c.turns:
+                ctx = _window(t, c.turns, before, after, self_too=False, date=True)
+                own = speaker_content(t, c.turns)
+                vals = (own, ctx, c.sample_id) if columns else (f"{own}\n{ctx}", c.sample_id)
+                cur = db.execute(f"INSERT INTO f({cols}) VALUES ({', '.join('?' * len(vals))})", vals)
+                rowids[int(cur.lastrowid or 0)] = t.dia_id
+        self._dbs[key] = (db, rowids)
+        return db, rowids
+
+    def text_hits(self, c: Conversation, query: str, *, before: int = 2, after: int = 1,
+                  weights: tuple[float, float] | None = None, n: int = POOL) -> list[tuple[str, float]]:
+        terms = self.query_terms(query)
+        if not terms:
+            return []
+        db, rowids = self.fts(before, after, columns=weights is not None)
+        bm = f"bm25(f, {weights[0]}, {weights[1]}, 0.0)" if weights else "bm25(f, 1.0, 0.0)"
+        match = f'owner:"{c.sample_id}" AND (' + " OR ".join(f'"{t}"' for t in terms) + ")"
+        rows = db.execute(f"SELECT rowid, {bm} AS s FROM f WHERE f MATCH ? ORDER BY s LIMIT ?",
+                          (match, n)).fetchall()
+        return [(rowids[r], -float(s)) for r, s in rows]
+
+    def common_terms(self, c: Conversation, query: str, ratio: float) -> set[str]:
+        """The engine's ``common_terms`` (one-column table, owner token), per conversation."""
+        db, _ = self.fts()
+        out = set()
+        for term in self.query_terms(query):
+            n = db.execute("SELECT count(*) FROM f WHERE f MATCH ?",
+                           (f'owner:"{c.sample_id}" AND content:"{term}"',)).fetchone()[0]
+            if n > int(ratio * len(c.turns)):
+                out.add(term)
+        return out
+
+    # -- vector side -------------------------------------------------------------------
+    def docs(self, name: str, fn: Callable[[Turn, Sequence[Turn]], str]) -> dict[str, np.ndarray]:
+        if name not in self._docs:
+            self._docs[name] = {
+                c.sample_id: np.asarray(self.emb.embed_documents([fn(t, c.turns) for t in c.turns]))
+                for c in self.convs
+            }
+        return self._docs[name]
+
+    def cosines(self, c: Conversation, query: str, doc_sets: Sequence[str] = ("speaker",),
+                combine: str = "mean") -> dict[str, float]:
+        q = np.asarray(self.emb.embed_query(query))
+        sims = [self._docs[name][c.sample_id] @ q for name in doc_sets]
+        s = sims[0] if len(sims) == 1 else (np.max(sims, 0) if combine == "max" else np.mean(sims, 0))
+        return dict(zip(self.ids[c.sample_id], s.tolist()))
+
+    # -- scoring -----------------------------------------------------------------------
+    def evaluate(self, experiment: str, setting: str, rank: Callable[[Conversation, dict[str, Any]], Ranked]) -> dict[str, Any]:
+        per: dict[str, list[float]] = collections.defaultdict(list)
+        for c in self.convs:
+            for qa in c.qa:
+                ev = evidence_ids(qa)
+                if not ev:
+                    continue
+                ranked = rank(c, qa)
+                cat = int(qa["category"])
+                for k in KS:
+                    per[f"cat{cat}@{k}"].append(recall_at(ranked, ev, k))
+                    if cat != 5:
+                        per[f"1-4@{k}"].append(recall_at(ranked, ev, k))
+        row = {"experiment": experiment, "setting": setting,
+               "cat1-4": [round(float(np.mean(per[f"1-4@{k}"])), 4) for k in KS],
+               "cat5": [round(float(np.mean(per[f"cat5@{k}"])), 4) for k in KS],
+               "per_category_r@5": {f"cat{g}": round(float(np.mean(per[f"cat{g}@5"])), 4)
+                                    for g in (1, 2, 3, 4)}}
+        self.rows.append(row)
+        a, b, pc = row["cat1-4"], row["cat5"], row["per_category_r@5"]
+        print(f"{experiment:9s} {setting:58s} {a[0]:.3f} {a[1]:.3f} {a[2]:.3f} | cat5 {b[0]:.3f} "
+              f"| {' '.join(f'{v:.3f}' for v in pc.values())}", flush=True)
+        return row
+
+
+def fuse(vec: dict[str, float], text: list[tuple[str, float]], *, wv: float = 0.5,
+         norm: str = "minmax") -> list[tuple[str, float]]:
+    """The engine's fusion (``norm="minmax"``) over top-``POOL`` pools, or a variant."""
+    from headroom_integrations.core.ranking import Candidate, FusionWeights, relevance
+
+    top = sorted(vec.items(), key=lambda x: -x[1])[:POOL]
+    text = text[:POOL]
+    if norm == "minmax":
+        cands: dict[str, Candidate] = {}
+        for r, (d, s) in enumerate(top, 1):
+            cands[d] = Candidate(d, vector_rank=r, similarity=s)
+        for r, (d, s) in enumerate(text, 1):
+            cand = cands.setdefault(d, Candidate(d))
+            cand.text_rank, cand.text_score = r, s
+        fused = relevance(cands.values(), FusionWeights(vector=wv))
+        return sorted(fused.items(), key=lambda x: (-x[1], -(cands[x[0]].similarity or 0.0), x[0]))
+    def scaled(pairs: list[tuple[str, float]]) -> dict[str, float]:
+        if not pairs:
+            return {}
+        v = np.array([s for _, s in pairs])
+        if norm == "max":
+            return {d: s / v.max() for d, s in pairs}
+        z = (v - v.mean()) / (v.std() + 1e-9)  # "z": z-scores shifted to start at 0
+        return {d: float(x - z.min()) for (d, _), x in zip(pairs, z)}
+    t, vv = scaled(text), scaled(top)
+    out = {d: t.get(d, 0.0) + wv * vv.get(d, 0.0) for d in set(t) | set(vv)}
+    return sorted(out.items(), key=lambda x: -x[1])
+
+
+def ids(pairs: list[tuple[str, float]]) -> Ranked:
+    return [d for d, _ in pairs]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default="replica,common,fusion,window,columns,context,neighbours,prf")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "locomo_lab.json")
+    args = ap.parse_args(argv)
+    only = set(args.only.split(","))
+    from headroom_integrations.core.query_words import strip_words
+    from headroom_integrations.embedders.fastembed import FastEmbedEmbedder
+
+    t0 = time.perf_counter()
+    convs = load_locomo(DATA_DEFAULT)
+    emb = CachingEmbedder(FastEmbedEmbedder(), CACHE_DIR / "locomo_embeddings.npz")
+    lab = Lab(convs, emb)
+    lab.docs("speaker", speaker_content)
+    queries: dict[tuple[str, str], str] = {}
+
+    def q(c: Conversation, qa: dict[str, Any], ratio: float = 0.7) -> str:
+        key = (c.sample_id, qa["question"] + f"|{ratio}")
+        if key not in queries:
+            text = qa["question"]
+            queries[key] = strip_words(text, lab.common_terms(c, text, ratio)) if ratio < 1 else text
+        return queries[key]
+
+    def hybrid(c: Conversation, qa: dict[str, Any], **kw: Any) -> Ranked:
+        query = q(c, qa, kw.pop("ratio", 0.7))
+        docs = kw.pop("docs", ("speaker",))
+        combine = kw.pop("combine", "mean")
+        text_kw = {k: kw.pop(k) for k in ("before", "after", "weights") if k in kw}
+        return ids(fuse(lab.cosines(c, query, docs, combine), lab.text_hits(c, query, **text_kw), **kw))
+
+    if "replica" in only:
+        lab.evaluate("replica", "engine defaults (common_term_ratio 0.7), keyword only",
+                     lambda c, qa: ids(lab.text_hits(c, q(c, qa))))
+        lab.evaluate("replica", "engine defaults, vector only",
+                     lambda c, qa: ids(sorted(lab.cosines(c, q(c, qa)).items(), key=lambda x: -x[1])))
+        lab.evaluate("replica", "engine defaults, hybrid", hybrid)
+    if "common" in only:
+        for ratio in (1.0, 0.5, 0.3):
+            lab.evaluate("common", f"common_term_ratio {ratio}, hybrid",
+                         lambda c, qa, r=ratio: hybrid(c, qa, ratio=r))
+    if "fusion" in only:
+        for norm in ("minmax", "max", "z"):
+            for wv in (0.3, 0.5, 0.7, 1.0):
+                lab.evaluate("fusion", f"{norm} normalisation, vector weight {wv}",
+                             lambda c, qa, n=norm, w=wv: hybrid(c, qa, norm=n, wv=w))
+    if "window" in only:
+        for b, a in ((1, 1), (3, 2)):
+            lab.evaluate("window", f"search_text = date + {b} previous + {a} next turns",
+                         lambda c, qa, b=b, a=a: hybrid(c, qa, before=b, after=a))
+    if "columns" in only:
+        for w in (1.0, 0.7, 0.5, 0.3):
+            lab.evaluate("columns", f"turn and context in two FTS5 columns, context weight {w}",
+                         lambda c, qa, w=w: hybrid(c, qa, weights=(1.0, w)))
+    if "context" in only:
+        lab.docs("p1n1", lambda t, ts: _window(t, ts, 1, 1, self_too=True, date=False))
+        lab.docs("p2n1", lambda t, ts: _window(t, ts, 2, 1, self_too=True, date=False))
+        lab.docs("date", lambda t, ts: f"[{t.date}] " + speaker_content(t, ts))
+        emb.save()
+        for extra in ("p1n1", "p2n1", "date"):
+            for combine in ("max", "mean"):
+                lab.evaluate("context", f"second vector per turn ({extra}), {combine}, vector only",
+                             lambda c, qa, e=extra, m=combine: ids(sorted(
+                                 lab.cosines(c, q(c, qa), ("speaker", e), m).items(), key=lambda x: -x[1])))
+                lab.evaluate("context", f"second vector per turn ({extra}), {combine}, hybrid",
+                             lambda c, qa, e=extra, m=combine: hybrid(c, qa, docs=("speaker", e), combine=m))
+    if "neighbours" in only:
+        def smoothed(c: Conversation, qa: dict[str, Any], lam: float, span: int) -> Ranked:
+            fused = dict(fuse(lab.cosines(c, q(c, qa)), lab.text_hits(c, q(c, qa))))
+            turns = lab.pos[c.sample_id]
+            by_index = {t.index: t for t in turns.values()}
+            keys = set(fused)
+            for d in list(fused):
+                t = turns[d]
+                keys |= {by_index[j].dia_id for j in range(t.index - span, t.index + span + 1)
+                         if j in by_index and by_index[j].session == t.session}
+            out = {}
+            for d in keys:
+                t = turns[d]
+                near = [fused.get(by_index[j].dia_id, 0.0) for j in range(t.index - span, t.index + span + 1)
+                        if j != t.index and j in by_index and by_index[j].session == t.session]
+                out[d] = fused.get(d, 0.0) + lam * (max(near) if near else 0.0)
+            return [d for d, _ in sorted(out.items(), key=lambda x: -x[1])]
+        for lam in (0.1, 0.3):
+            for span in (1, 2):
+                lab.evaluate("neighbours", f"+ {lam} x best neighbour's score (+-{span} turns)",
+                             lambda c, qa, lam=lam, span=span: smoothed(c, qa, lam, span))
+    if "prf" in only:
+        df = {}
+        for c in convs:
+            cnt: collections.Counter[str] = collections.Counter()
+            for t in c.turns:
+                cnt.update(set(lab.query_terms(speaker_content(t, c.turns))))
+            df[c.sample_id] = cnt
+
+        def prf(c: Conversation, qa: dict[str, Any], m: int, fb: int, beta: float) -> Ranked:
+            query = q(c, qa)
+            text = lab.text_hits(c, query)
+            first = ids(fuse(lab.cosines(c, query), text))
+            have = set(lab.query_terms(query))
+            weight: collections.Counter[str] = collections.Counter()
+            for d in first[:fb]:
+                for term in set(lab.query_terms(speaker_content(lab.pos[c.sample_id][d], c.turns))):
+                    if term not in have and not term.isdigit():
+                        weight[term] += math.log(len(c.turns) / (1 + df[c.sample_id][term]))
+            expansion = " ".join(t for t, _ in weight.most_common(m))
+            more = dict(lab.text_hits(c, expansion)) if expansion else {}
+            merged = dict(text)
+            for d, s in more.items():
+                merged[d] = merged.get(d, 0.0) + beta * s
+            return ids(fuse(lab.cosines(c, query), sorted(merged.items(), key=lambda x: -x[1])))
+        for m, fb, beta in ((5, 3, 0.2), (10, 5, 0.2), (3, 2, 0.3)):
+            lab.evaluate("prf", f"pseudo-relevance feedback: {m} terms of the top {fb}, weight {beta}",
+                         lambda c, qa, m=m, fb=fb, beta=beta: prf(c, qa, m, fb, beta))
+    emb.save()
+    write_json(args.out, {"machine": machine_info(),
+                          "command": "python -m bench.locomo_lab " + " ".join(
+                              argv if argv is not None else sys.argv[1:]),
+                          "seconds": round(time.perf_counter() - t0, 1), "rows": lab.rows})
+
+
+if __name__ == "__main__":
+    main()
