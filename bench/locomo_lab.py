@@ -1,6 +1,6 @@
 """Ranking ideas on LoCoMo, tried offline against a replica of the engine's hybrid search.
 
-    python -m bench.locomo_lab                 # every experiment, ~5 min on 2 cores
+    python -m bench.locomo_lab                 # every experiment, ~2 min on 2 cores (cached embeddings)
     python -m bench.locomo_lab --only fusion,window
 
 Why a replica: trying a ranking idea through the engine means a new store per idea. Here the
