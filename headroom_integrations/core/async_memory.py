@@ -89,9 +89,15 @@ class HierarchicalMemory:
         return engine.aio
 
     async def close(self) -> None:
-        """Wait for running work, then close the store."""
+        """Wait for running work, then close the store (queued vector writes are applied
+        first; see ``SyncHierarchicalMemory.close``)."""
         await self._run(self.sync.close)
         self._executor.shutdown(wait=True)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until queued vector-index writes are applied; see
+        ``SyncHierarchicalMemory.flush`` (raises ``VectorSyncError`` if one failed)."""
+        await self._run(self.sync.flush, timeout)
 
     async def __aenter__(self) -> HierarchicalMemory:
         return self

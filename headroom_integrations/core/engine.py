@@ -120,6 +120,12 @@ class SyncHierarchicalMemory:
         self.embedder = embedder
         self.cache = cache
         self.transcripts = transcripts
+        bind = getattr(vector_index, "bind_store", None)
+        if callable(bind):
+            bind(store)
+        self._vectors_in_tx = bool(getattr(vector_index, "joins_store_transaction", False))
+        """The vector index writes only SQLite inside our transactions (its slow copy is
+        written later by its own thread, which also flags memories synced)."""
         self._write_lock = threading.RLock()
         self._closed = False
         self._aio: HierarchicalMemory | None = None
@@ -194,7 +200,13 @@ class SyncHierarchicalMemory:
         return self._aio
 
     def close(self) -> None:
-        """Release the database connection. Further calls raise ``StoreClosedError``."""
+        """Apply queued vector-index writes, then release the database connection. Further
+        calls raise ``StoreClosedError``.
+
+        A queued write that failed is logged as a warning (not raised): SQLite has the
+        memory and its vector, flagged unsynced, and the next open writes it again. Call
+        ``flush()`` first to get such failures as an exception.
+        """
         if self._closed:
             return
         self._closed = True
@@ -204,6 +216,23 @@ class SyncHierarchicalMemory:
             self.vector_index.close()
         finally:
             self.store.close()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every queued vector-index write is applied (Chroma is written by a
+        background thread; searches never need this, the memory is searchable as soon as
+        ``add`` returns). Raises ``VectorSyncError`` when a queued write failed since the
+        last ``flush`` (the memories concerned stay flagged unsynced; ``repair()`` writes
+        them again), ``TimeoutError`` after ``timeout`` seconds."""
+        self._alive()
+        flush = getattr(self.vector_index, "flush", None)
+        if callable(flush):
+            flush(timeout)
+
+    def _wait_vectors(self) -> None:
+        """Wait for queued vector-index writes without raising (before comparing indexes)."""
+        wait = getattr(self.vector_index, "wait", None)
+        if callable(wait):
+            wait()
 
     def __enter__(self) -> SyncHierarchicalMemory:
         return self
@@ -432,17 +461,20 @@ class SyncHierarchicalMemory:
         if not items:
             return
         records = [r for r, _ in items]
+        docs = [IndexedDoc.of(r) for r in records]
+        vectors = np.stack([v for _, v in items])
         with self.store.transaction():
             if hasattr(self.store, "insert_many"):
                 self.store.insert_many(records)
             else:
                 for r in records:
                     self.store.insert(r)
-            self.text_index.upsert([IndexedDoc.of(r) for r in records])
-        self.vector_index.upsert(
-            [IndexedDoc.of(r) for r in records], np.stack([v for _, v in items])
-        )
-        self.store.mark_synced([r.id for r in records])
+            self.text_index.upsert(docs)
+            if self._vectors_in_tx:  # rows, keywords and vectors commit together
+                self.vector_index.upsert(docs, vectors)
+        if not self._vectors_in_tx:
+            self.vector_index.upsert(docs, vectors)
+            self.store.mark_synced([r.id for r in records])
 
     def _maybe_promote(
         self, record: MemoryRecord, vector: Vector | None = None
@@ -566,9 +598,13 @@ class SyncHierarchicalMemory:
             self.store.insert(new)
             self.text_index.set_current([old.id], False)
             self.text_index.upsert([IndexedDoc.of(new)])
-        self.vector_index.set_current([old.id], False, user_id=old.user_id)
-        self.vector_index.upsert([IndexedDoc.of(new)], vector.reshape(1, -1))
-        self.store.mark_synced([old.id, new.id])
+            if self._vectors_in_tx:
+                self.vector_index.set_current([old.id], False, user_id=old.user_id)
+                self.vector_index.upsert([IndexedDoc.of(new)], vector.reshape(1, -1))
+        if not self._vectors_in_tx:
+            self.vector_index.set_current([old.id], False, user_id=old.user_id)
+            self.vector_index.upsert([IndexedDoc.of(new)], vector.reshape(1, -1))
+            self.store.mark_synced([old.id, new.id])
         copy = self.store.find_promoted_copy(old.id)
         if copy is not None and copy.is_current:
             self._supersede(
@@ -624,8 +660,11 @@ class SyncHierarchicalMemory:
                 self.store.update(record)
                 self.store.mark_unsynced([record.id])
                 self.text_index.upsert([IndexedDoc.of(record)])
-            self.vector_index.upsert([IndexedDoc.of(record)], vector.reshape(1, -1))
-            self.store.mark_synced([record.id])
+                if self._vectors_in_tx:
+                    self.vector_index.upsert([IndexedDoc.of(record)], vector.reshape(1, -1))
+            if not self._vectors_in_tx:
+                self.vector_index.upsert([IndexedDoc.of(record)], vector.reshape(1, -1))
+                self.store.mark_synced([record.id])
             self._maybe_promote(record)
             return record  # type: ignore[no-any-return]
 
@@ -653,7 +692,10 @@ class SyncHierarchicalMemory:
                         self.store.update(succ)
                 self.store.delete([memory_id])
                 self.text_index.delete([memory_id])
-            self.vector_index.delete([memory_id], user_id=record.user_id)
+                if self._vectors_in_tx:
+                    self.vector_index.delete([memory_id], user_id=record.user_id)
+            if not self._vectors_in_tx:
+                self.vector_index.delete([memory_id], user_id=record.user_id)
             copy = self.store.find_promoted_copy(memory_id)
             if copy is not None:
                 self.delete(copy.id)
@@ -683,7 +725,10 @@ class SyncHierarchicalMemory:
             with self.store.transaction():
                 ids = self.store.delete_scope(scope, exact=False)
                 self.text_index.delete(ids)
-            self.vector_index.delete(ids, user_id=scope.user_id)
+                if self._vectors_in_tx:
+                    self.vector_index.delete(ids, user_id=scope.user_id)
+            if not self._vectors_in_tx:
+                self.vector_index.delete(ids, user_id=scope.user_id)
         return len(ids)
 
     # ------------------------------------------------------------------ reading
@@ -926,7 +971,9 @@ class SyncHierarchicalMemory:
         """Compare the vector and keyword indexes with SQLite.
 
         ``full=False`` (used on open) compares counts and the write journal first and
-        lists ids only when something differs.
+        lists ids only when something differs. Queued vector writes are applied first, so
+        only memories whose vector write really failed (or another process's writes in
+        flight) show as unsynced.
         """
         from .maintenance import check_consistency
 
@@ -934,7 +981,9 @@ class SyncHierarchicalMemory:
         return check_consistency(self, full=full)
 
     def repair(self, report: ConsistencyReport | None = None) -> ConsistencyReport:
-        """Bring the indexes back in line with SQLite; returns what was found before."""
+        """Bring the indexes back in line with SQLite; returns what was found before.
+        Returns once the vector index has the repaired vectors (``VectorSyncError`` if
+        writing them failed)."""
         from .maintenance import repair
 
         self._alive()

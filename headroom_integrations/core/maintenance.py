@@ -30,9 +30,14 @@ def check_consistency(engine: SyncHierarchicalMemory, *, full: bool) -> Consiste
     memory written meanwhile by another process can show as a missing vector (re-indexing it
     is idempotent) but never as an orphan keyword or orphan vector (deleting those would lose
     another writer's index entries).
+
+    This process's queued vector writes are applied first (``wait``), so they never show
+    as unsynced or missing; another process's writes still in its queue can (repairing
+    them is idempotent too).
     """
     from .engine import ConsistencyReport
 
+    engine._wait_vectors()
     store = engine.store
     if not full:
         # Cheap, on every open: the write journal (unsynced rows), keyword count against
@@ -84,6 +89,8 @@ def repair(
     """
     if report is None:
         report = check_consistency(engine, full=True)
+    else:
+        engine._wait_vectors()
     if report.ok:
         return report
     with _snapshot(engine):
@@ -105,7 +112,25 @@ def repair(
     for start in range(0, len(to_vector), _BATCH):
         records = list(engine.store.get_many(to_vector[start : start + _BATCH]).values())
         _index_if_unchanged(engine, records)
+    _flush(engine)
     return report
+
+
+def _flush(engine: SyncHierarchicalMemory) -> None:
+    """Apply the vector index's queued writes; raise if any failed (``VectorSyncError``)."""
+    flush = getattr(engine.vector_index, "flush", None)
+    if callable(flush):
+        flush()
+
+
+def _write_vectors(
+    engine: SyncHierarchicalMemory, records: list[MemoryRecord], vectors: Any
+) -> None:
+    """Index these memories' vectors and flag them synced (an index that writes its slow
+    copy later flags them itself, once that copy has them)."""
+    engine.vector_index.upsert([IndexedDoc.of(r) for r in records], np.asarray(vectors))
+    if not engine._vectors_in_tx:
+        engine.store.mark_synced([r.id for r in records])
 
 
 def _index_if_unchanged(engine: SyncHierarchicalMemory, records: list[MemoryRecord]) -> None:
@@ -121,19 +146,16 @@ def _index_if_unchanged(engine: SyncHierarchicalMemory, records: list[MemoryReco
         if not keep:
             return
         fresh = [now[records[n].id] for n in keep]
-        engine.vector_index.upsert([IndexedDoc.of(r) for r in fresh], np.asarray(vectors)[keep])
-        engine.store.mark_synced([r.id for r in fresh])
+        _write_vectors(engine, fresh, np.asarray(vectors)[keep])
 
 
 def _index(engine: SyncHierarchicalMemory, records: list[MemoryRecord], *, text: bool) -> None:
     if not records:
         return
-    docs = [IndexedDoc.of(r) for r in records]
     vectors = engine.embedder.embed_documents([r.content for r in records])
     if text:
-        engine.text_index.upsert(docs)
-    engine.vector_index.upsert(docs, vectors)
-    engine.store.mark_synced([r.id for r in records])
+        engine.text_index.upsert([IndexedDoc.of(r) for r in records])
+    _write_vectors(engine, records, vectors)
 
 
 def reindex(engine: SyncHierarchicalMemory, *, progress: Progress | None = None) -> int:
@@ -154,6 +176,7 @@ def reindex(engine: SyncHierarchicalMemory, *, progress: Progress | None = None)
     done += len(batch)
     if progress:
         progress(done, total)
+    _flush(engine)
     engine.store.set_meta("embedder", engine.embedder.name)
     engine.store.set_meta("embedding_dim", str(engine.embedder.dimension))
     engine.cache.clear()
@@ -168,6 +191,7 @@ def export_jsonl(
         if isinstance(destination, str)
         else nullcontext(destination)
     )
+    engine._wait_vectors()  # a backup taken now has nothing left in flight
     n = 0
     with ctx as fh:
         for record in engine.store.iter_all(user_id=user_id):
@@ -219,4 +243,5 @@ def import_jsonl(
         _index(engine, batch, text=False)
         if progress:
             progress(min(start + _BATCH, total), total)
+    _flush(engine)
     return total

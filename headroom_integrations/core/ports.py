@@ -16,9 +16,18 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from .errors import HeadroomMemoryError
 from .models import MemoryFilter, MemoryRecord, MemoryStats, ScopeLevel
 
 Vector = NDArray[np.float32]
+
+
+class VectorSyncError(HeadroomMemoryError):
+    """Queued vector-index writes failed (raised by ``flush()``).
+
+    Nothing is lost: SQLite holds every memory and its vector, and the memories concerned
+    stay flagged unsynced, so ``repair()`` (run on the next open) writes them again.
+    """
 
 
 @dataclass(frozen=True)
@@ -188,7 +197,23 @@ class VectorIndex(Protocol):
     def is_empty(self) -> bool: ...
     def all_ids(self) -> set[str]: ...
     def reset(self) -> None: ...
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Apply every queued write (see ``flush``), then release resources."""
+        ...
+
+    # Optional, for an index that applies its writes later, on its own thread (the engine
+    # checks with ``getattr``):
+    #
+    # ``joins_store_transaction: bool``: True when ``upsert``/``set_current``/``delete`` only
+    # write the store's SQLite file (joining the caller's transaction) and queue the rest.
+    # Such an index marks memories synced itself (``bind_store(store)`` gives it the store)
+    # once its slow copy has them; the engine then never calls ``mark_synced``.
+    #
+    # ``flush(timeout: float | None = None) -> None``: block until every queued write is
+    # applied; raise ``VectorSyncError`` if a queued write failed since the last flush.
+    #
+    # ``wait(timeout: float | None = None) -> bool``: the same wait without raising (the
+    # engine's maintenance calls it before comparing the indexes with SQLite).
 
 
 @runtime_checkable

@@ -6,14 +6,17 @@ WAL journal, a busy timeout (so another process's write waits instead of raising
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.errors import StoreClosedError, StoreCorruptedError
+
+logger = logging.getLogger(__name__)
 
 _RETRYABLE = ("database is locked", "database is busy", "database table is locked")
 
@@ -28,6 +31,8 @@ class SQLiteDatabase:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self._depth = 0
+        self._owner: int | None = None
+        self._callbacks: list[Callable[[], None]] = []
         self._closed = False
         try:
             self.conn = sqlite3.connect(
@@ -53,8 +58,11 @@ class SQLiteDatabase:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run the block atomically: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error.
 
-        Nested use joins the outer transaction.
+        Nested use joins the outer transaction. Callbacks registered with ``after_commit``
+        during it run once the outermost block has committed (and released the lock);
+        a rollback discards them.
         """
+        done: list[Callable[[], None]] = []
         with self.lock:
             self._check_open()
             if self._depth:
@@ -66,14 +74,38 @@ class SQLiteDatabase:
                 return
             self._begin()
             self._depth = 1
+            self._owner = threading.get_ident()
+            self._callbacks = []
             try:
                 yield self.conn
             except BaseException:
                 self._depth = 0
+                self._owner = None
+                self._callbacks = []
                 self.conn.execute("ROLLBACK")
                 raise
             self._depth = 0
-            self._commit()
+            self._owner = None
+            done, self._callbacks = self._callbacks, []
+            self._commit()  # on failure it rolls back and raises: ``done`` is dropped
+        for callback in done:
+            _run_callback(callback)
+
+    def in_transaction(self) -> bool:
+        """True when the calling thread is inside ``transaction()``."""
+        return bool(self._depth) and self._owner == threading.get_ident()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the calling thread's transaction commits (now, outside one).
+
+        It runs after the lock is released, so it may take other locks; it is dropped when
+        the transaction rolls back. Exceptions it raises are logged, not propagated.
+        """
+        with self.lock:
+            if self.in_transaction():
+                self._callbacks.append(callback)
+                return
+        _run_callback(callback)
 
     def _begin(self) -> None:
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
@@ -138,3 +170,10 @@ class SQLiteDatabase:
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return any(marker in text for marker in _RETRYABLE)
+
+
+def _run_callback(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:  # noqa: BLE001 - the transaction is committed; report, do not undo
+        logger.exception("after-commit callback failed")

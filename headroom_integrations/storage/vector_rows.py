@@ -3,10 +3,14 @@
 The vector index loads a user's vectors from here on that user's first search in a process:
 one indexed read, about 20 times faster than reading them back from Chroma (0.1 ms a
 vector there). Chroma stays the approximate-neighbour index of large users.
+
+It is also what the Chroma writer thread copies from: a vector is written here in the same
+transaction as its memory, and pushed to Chroma later (``ChromaVectorIndex``).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,18 +65,24 @@ class SQLiteVectorRows:
         with self.db.transaction() as conn:
             conn.executemany("DELETE FROM vector_rows WHERE memory_id = ?", [(i,) for i in memory_ids])
 
-    def owners(self, memory_ids: Sequence[str]) -> set[str]:
-        out: set[str] = set()
-        for start in range(0, len(memory_ids), 500):
-            chunk = list(memory_ids[start : start + 500])
+    def owners_of(self, memory_ids: Sequence[str]) -> dict[str, str]:
+        """The owning user of each of these ids that has a row."""
+        out: dict[str, str] = {}
+        ids = list(dict.fromkeys(memory_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
             out.update(
-                r[0]
+                (r[0], r[1])
                 for r in self.db.fetchall(
-                    f"SELECT DISTINCT user_id FROM vector_rows WHERE memory_id IN ({marks})", chunk
+                    f"SELECT memory_id, user_id FROM vector_rows WHERE memory_id IN ({marks})",
+                    chunk,
                 )
             )
         return out
+
+    def owners(self, memory_ids: Sequence[str]) -> set[str]:
+        return set(self.owners_of(memory_ids).values())
 
     def load(self, user_id: str) -> tuple[list[str], np.ndarray, list[dict[str, Any]]] | None:
         """The user's ids, vectors (one row each) and metadata; None when there are none."""
@@ -91,6 +101,42 @@ class SQLiteVectorRows:
             for r in rows
         ]
         return [r[0] for r in rows], matrix, metas
+
+    def get(self, memory_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored rows of these ids, by id: (user_id, session_id, agent_id, turn_id,
+        category, is_current, embedding bytes). Absent ids are left out."""
+        out: dict[str, tuple[Any, ...]] = {}
+        ids = list(dict.fromkeys(memory_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for r in self.db.fetchall(
+                "SELECT memory_id, user_id, session_id, agent_id, turn_id, category, is_current, "
+                f"embedding FROM vector_rows WHERE memory_id IN ({marks})",
+                chunk,
+            ):
+                out[r[0]] = tuple(r[1:])
+        return out
+
+    def vectors(self, memory_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors of these ids (absent ids left out)."""
+        return {
+            i: np.frombuffer(row[6], dtype=np.float32).copy()
+            for i, row in self.get(memory_ids).items()
+        }
+
+    def unsynced(self, user_id: str) -> set[str]:
+        """Ids of the user's memories flagged ``vector_synced = 0`` in the store's
+        ``memories`` table (written, maybe not in Chroma yet); empty without that table."""
+        try:
+            rows = self.db.fetchall(
+                "SELECT id FROM memories INDEXED BY idx_memories_unsynced "
+                "WHERE vector_synced = 0 AND user_id = ?",
+                (user_id,),
+            )
+        except sqlite3.OperationalError:  # no memories table (a bare vector index)
+            return set()
+        return {r[0] for r in rows}
 
     def is_empty(self) -> bool:
         return self.db.fetchone("SELECT 1 FROM vector_rows LIMIT 1") is None

@@ -86,6 +86,7 @@ def memory(chroma_server, tmp_path, embedder, request) -> Iterator[SyncHierarchi
 
 def test_vectors_really_live_on_the_server(memory, chroma_server):
     memory.add("Server-side vector", user_id="u")
+    memory.flush()  # the server is written by the writer thread; flush waits for it
     import chromadb
 
     client = chromadb.HttpClient(host=chroma_server[0], port=chroma_server[1])
