@@ -95,7 +95,16 @@ def _check_model_dir(path: Path) -> None:
 
 
 class FastEmbedEmbedder:
-    """Sentence embeddings from a local ONNX model (default: all-MiniLM-L6-v2, int8, 384-d)."""
+    """Sentence embeddings from a local ONNX model (default: all-MiniLM-L6-v2, int8, 384-d).
+
+    ``embed_documents`` embeds the texts shortest first in model batches of ``batch_size``
+    (each batch is padded to its longest text). Measured on 2 cores, batches of 100 texts:
+    short uniform notes ~310/s in model batches of 64 unsorted vs ~360/s sorted in batches
+    of 16-32; conversation turns of mixed length (LoCoMo) ~100-130/s vs ~170/s. ``threads``
+    (onnxruntime intra-op threads) defaults to onnxruntime's choice (the physical cores):
+    on 2 idle cores that is ~1.8x one thread, but when other processes take a core it can
+    drop below ``threads=1`` (~190/s, steady), so pass ``threads=1`` on a busy machine.
+    """
 
     def __init__(
         self,
@@ -103,7 +112,7 @@ class FastEmbedEmbedder:
         *,
         model_name: str | None = None,
         dimension: int | None = None,
-        batch_size: int = 64,
+        batch_size: int = 32,
         threads: int | None = None,
     ) -> None:
         from fastembed import TextEmbedding
@@ -171,10 +180,19 @@ class FastEmbedEmbedder:
         return self._dim
 
     def embed_documents(self, texts: Sequence[str]) -> Vector:
+        """One row per text, in the order given. The texts are embedded shortest first
+        (each model batch is padded to its longest text, so similar lengths waste less)."""
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        rows = list(self._model.embed(list(texts), batch_size=self.batch_size))
-        return _normalise(np.asarray(rows, dtype=np.float32))
+        texts = list(texts)
+        if len(texts) <= 1:
+            rows = list(self._model.embed(texts, batch_size=self.batch_size))
+            return _normalise(np.asarray(rows, dtype=np.float32))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        got = list(self._model.embed([texts[i] for i in order], batch_size=self.batch_size))
+        out = np.empty((len(texts), len(got[0])), dtype=np.float32)
+        out[order] = np.asarray(got, dtype=np.float32)
+        return _normalise(out)
 
     def embed_query(self, text: str) -> Vector:
         row = next(iter(self._model.query_embed([text])))
