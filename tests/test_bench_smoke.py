@@ -72,6 +72,7 @@ def test_latency_harness_tiny(tmp_path: Path) -> None:
     assert [(r["size"], r["layout"]) for r in saved["runs"]] == [(60, "spread"), (60, "single")]
     for r in saved["runs"]:
         for key in ("search_p50_ms", "search_p95_ms", "search_cached_p50_ms", "add_p50_ms",
+                    "add_p99_ms", "add_max_ms", "add_loop_per_s",
                     "search_cold_p50_ms", "search_cold_p95_ms",
                     "ingest_per_s", "rss_mib_after_build", "disk_bytes_per_memory"):
             assert r[key] > 0, key
