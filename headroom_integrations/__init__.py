@@ -29,6 +29,7 @@ from .core import (
     SearchResult,
     StoreClosedError,
     StoreCorruptedError,
+    VectorSyncError,
     SyncHierarchicalMemory,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "SearchResult",
     "StoreClosedError",
     "StoreCorruptedError",
+    "VectorSyncError",
     "SyncHierarchicalMemory",
     "__version__",
     "with_fast_memory",

@@ -3,6 +3,7 @@
 from .async_memory import HierarchicalMemory
 from .config import MemoryConfig
 from .engine import ConsistencyReport, MemoryInput, SyncHierarchicalMemory
+from .ports import VectorSyncError
 from .errors import (
     AlreadySupersededError,
     EmbedderMismatchError,
@@ -48,6 +49,7 @@ __all__ = [
     "SearchResult",
     "StoreClosedError",
     "StoreCorruptedError",
+    "VectorSyncError",
     "SyncHierarchicalMemory",
     "TextIndex",
     "VectorIndex",
