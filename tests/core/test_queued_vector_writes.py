@@ -26,6 +26,19 @@ from headroom_integrations.storage.chroma_index import ChromaVectorIndex
 ROOT = Path(__file__).resolve().parents[2]
 
 
+
+def _spy_chroma_calls(index) -> list[str]:
+    """Record the names of the Chroma collection methods ``index`` calls from now on."""
+    calls: list[str] = []
+    real = index._col
+
+    def spy(method, *args, **kwargs):
+        calls.append(method)
+        return real(method, *args, **kwargs)
+
+    index._col = spy
+    return calls
+
 def _hold(engine: SyncHierarchicalMemory, seconds: float = 600.0) -> ChromaVectorIndex:
     """Keep queued writes queued (until flush) by giving the writer a long batching delay."""
     index = engine.vector_index
@@ -266,14 +279,7 @@ def test_hnsw_path_finds_a_memory_chroma_does_not_have_yet(memory):
     index.hnsw_min_vectors = 10  # "big" now goes through Chroma's HNSW first
     rec = memory.add("The user's passport expires in October 2031", user_id="big")
     assert _in_chroma(memory, [rec.id]) == {}
-    calls: list[str] = []
-    real = index._col
-
-    def spy(method, *args, **kwargs):
-        calls.append(method)
-        return real(method, *args, **kwargs)
-
-    index._col = spy
+    calls = _spy_chroma_calls(index)
     hits = memory.search("when does the passport expire", user_id="big", mode="vector",
                          top_k=3)
     assert "query" in calls  # the HNSW path answered
@@ -307,14 +313,7 @@ def test_near_duplicate_check_of_a_big_user_uses_hnsw_and_pending_rows(memory):
     _big_user(memory)
     index = _hold(memory)
     index.hnsw_min_vectors = 10
-    calls: list[str] = []
-    real = index._col
-
-    def spy(method, *args, **kwargs):
-        calls.append(method)
-        return real(method, *args, **kwargs)
-
-    index._col = spy
+    calls = _spy_chroma_calls(index)
     first = memory.add("The user keeps bees on the roof of the office", user_id="big")
     assert "query" in calls
     # a near-identical text while the first is still queued: found through the pending rows
@@ -334,14 +333,7 @@ def test_near_duplicate_check_uses_hnsw_below_the_search_threshold(memory):
     index = memory.vector_index
     index.twin_hnsw_min_vectors = 10
     assert index.hnsw_min_vectors > 40
-    calls: list[str] = []
-    real = index._col
-
-    def spy(method, *args, **kwargs):
-        calls.append(method)
-        return real(method, *args, **kwargs)
-
-    index._col = spy
+    calls = _spy_chroma_calls(index)
     memory.search("which hobby", user_id="big", mode="vector")
     assert "query" not in calls
     first = memory.add("The user repairs vintage radios at the weekend", user_id="big")
