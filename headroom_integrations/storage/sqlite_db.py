@@ -10,7 +10,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -144,6 +144,16 @@ class SQLiteDatabase:
         with self.lock:
             self._check_open()
             return self.conn.execute(sql, params).fetchall()
+
+    def fetchall_in(self, sql: str, ids: Sequence[str], chunk: int = 500) -> list[tuple]:
+        """The rows of ``sql`` for every id of ``ids`` (duplicates once), in chunks of
+        ``chunk`` ids; ``sql`` holds ``{marks}`` where the ``IN (...)`` placeholders go."""
+        unique = list(dict.fromkeys(ids))
+        out: list[tuple] = []
+        for start in range(0, len(unique), chunk):
+            part = unique[start : start + chunk]
+            out.extend(self.fetchall(sql.format(marks=", ".join("?" for _ in part)), part))
+        return out
 
     def fetchone(self, sql: str, params: tuple | list | dict = ()) -> tuple | None:
         with self.lock:

@@ -230,16 +230,10 @@ class SQLiteMemoryStore:
         return self._record(row) if row else None
 
     def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRecord]:
-        out: dict[str, MemoryRecord] = {}
-        ids = list(dict.fromkeys(memory_ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for row in self.db.fetchall(
-                f"SELECT {_COLUMNS} FROM memories WHERE id IN ({marks})", chunk
-            ):
-                out[row[0]] = self._record(row)
-        return out
+        rows = self.db.fetchall_in(
+            f"SELECT {_COLUMNS} FROM memories WHERE id IN ({{marks}})", memory_ids
+        )
+        return {row[0]: self._record(row) for row in rows}
 
     def delete(self, memory_ids: Sequence[str]) -> int:
         deleted = 0

@@ -67,19 +67,10 @@ class SQLiteVectorRows:
 
     def owners_of(self, memory_ids: Sequence[str]) -> dict[str, str]:
         """The owning user of each of these ids that has a row."""
-        out: dict[str, str] = {}
-        ids = list(dict.fromkeys(memory_ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            out.update(
-                (r[0], r[1])
-                for r in self.db.fetchall(
-                    f"SELECT memory_id, user_id FROM vector_rows WHERE memory_id IN ({marks})",
-                    chunk,
-                )
-            )
-        return out
+        rows = self.db.fetchall_in(
+            "SELECT memory_id, user_id FROM vector_rows WHERE memory_id IN ({marks})", memory_ids
+        )
+        return {r[0]: r[1] for r in rows}
 
     def owners(self, memory_ids: Sequence[str]) -> set[str]:
         return set(self.owners_of(memory_ids).values())
@@ -105,18 +96,12 @@ class SQLiteVectorRows:
     def get(self, memory_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
         """The stored rows of these ids, by id: (user_id, session_id, agent_id, turn_id,
         category, is_current, embedding bytes). Absent ids are left out."""
-        out: dict[str, tuple[Any, ...]] = {}
-        ids = list(dict.fromkeys(memory_ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for r in self.db.fetchall(
-                "SELECT memory_id, user_id, session_id, agent_id, turn_id, category, is_current, "
-                f"embedding FROM vector_rows WHERE memory_id IN ({marks})",
-                chunk,
-            ):
-                out[r[0]] = tuple(r[1:])
-        return out
+        rows = self.db.fetchall_in(
+            "SELECT memory_id, user_id, session_id, agent_id, turn_id, category, is_current, "
+            "embedding FROM vector_rows WHERE memory_id IN ({marks})",
+            memory_ids,
+        )
+        return {r[0]: tuple(r[1:]) for r in rows}
 
     def vectors(self, memory_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The vectors of these ids (absent ids left out)."""
