@@ -8,18 +8,22 @@
 Each LoCoMo conversation is one user; by default (``--layout shared``, the realistic case)
 all 10 users live in one store, so they share one FTS5 table (and its BM25 statistics) and
 one Chroma client (one collection per user). Each dialog turn is one memory (speaker,
-session, date and dia_id kept as metadata, the session date as ``valid_from``). Each
+session, date and dia_id kept as metadata, the speaker as its ``entity_refs``, the session
+date as ``valid_from``). Each
 question searches its conversation's user. recall@k = fraction of the question's evidence
 dia_ids found among the top-k turns, averaged over questions that have evidence. Reported
 for categories 1-4 together, per category, and category 5 (adversarial) apart; for the
 engine's hybrid search and, in the same run and store, keyword-only (``mode="text"``) and
-vector-only (``mode="vector"``).
+vector-only (``mode="vector"``); each once more as ``<mode>-plain`` with the engine's entity
+and date boosts off (``entity_weight=0``, ``date_weight=0``): pure retrieval.
 
 Variants (``--variants``), both the stock ``SyncHierarchicalMemory``:
 - ``baseline``: the ranking before score fusion (``fusion="rrf"``, weights 1/1, no query
-  word left out) and the turn text (+ image caption) as content, no ``search_text``;
+  word left out, no entity or date boost) and the turn text (+ image caption) as content,
+  no ``search_text``;
 - ``tuned``: ``bench.tuned`` - default ``MemoryConfig`` (score fusion, text 1.0 / vector
-  0.5, ``common_term_ratio`` 0.7), content "Speaker: text", ``search_text`` = session date +
+  0.5, ``common_term_ratio`` 0.7, ``entity_weight`` 0.2, ``date_weight`` 0.5,
+  ``search_text_weight`` 0.5), content "Speaker: text", ``search_text`` = session date +
   neighbouring turns.
 
 Nothing reads answers or evidence except the scoring. The top-k lists are prefixes of one
@@ -32,6 +36,7 @@ ranked ids), locomo.md and locomo.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import re
@@ -51,7 +56,8 @@ from .common import CACHE_DIR, RESULTS_DIR, CachingEmbedder, machine_info, write
 DATA_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "bench-data" / "locomo10.json"
 EVIDENCE_ID = re.compile(r"D\d+:\d+")
 KS = (5, 10, 25)
-METHODS = ("hybrid", "text", "vector")
+METHODS = ("hybrid", "text", "vector", "hybrid-plain", "text-plain", "vector-plain")
+"""``-plain``: the same search with the engine's entity and date boosts off (pure retrieval)."""
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 REFERENCE = {
     "plain script, categories 1-4": {
@@ -165,7 +171,7 @@ def _stock_engine(db_path: str, embedder: Any, **config: Any) -> Any:
 
 
 BASELINE_CONFIG = {"fusion": "rrf", "vector_weight": 1.0, "text_weight": 1.0,
-                   "common_term_ratio": 1.0}
+                   "common_term_ratio": 1.0, "entity_weight": 0.0, "date_weight": 0.0}
 
 
 def get_variant(name: str) -> Variant:
@@ -200,6 +206,7 @@ def ingest(engine: Any, conv: Conversation, content: Callable[[Turn, Sequence[Tu
             content=content(t, conv.turns),
             user_id=conv.sample_id,
             category="fact",
+            entity_refs=[t.speaker],
             metadata={
                 "dia_id": t.dia_id,
                 "speaker": t.speaker,
@@ -281,11 +288,18 @@ def run_questions(engines: dict[str, Any], convs: Sequence[Conversation], *,
         }
         query = rewrite(qa["question"], conv) if rewrite else qa["question"]
         eng = engines[conv.sample_id]
-        for mode in methods:
-            s = time.perf_counter()
-            res = eng.search(query, user_id=conv.sample_id, top_k=top_k, mode=mode)
-            timings[mode].append(time.perf_counter() - s)
-            row[mode] = ranked_dia_ids(res)
+        for method in methods:
+            mode, _, plain = method.partition("-")
+            weights = eng.weights
+            if plain:  # the engine's entity / date boosts off for this one search
+                eng.weights = dataclasses.replace(weights, entity=0.0, date=0.0)
+            try:
+                s = time.perf_counter()
+                res = eng.search(query, user_id=conv.sample_id, top_k=top_k, mode=mode)
+                timings[method].append(time.perf_counter() - s)
+            finally:
+                eng.weights = weights
+            row[method] = ranked_dia_ids(res)
         per_q.append(row)
     return per_q, timings, missing_ids
 
@@ -430,10 +444,11 @@ def plot(results: Sequence[dict[str, Any]], path: Path) -> None:
     groups = ["1-4", "cat1", "cat2", "cat3", "cat4", "cat5"]
     fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4), squeeze=False)
     for ax, res in zip(axes[0], results):
-        width = 0.27
+        width = 0.8 / len(METHODS)
         for i, m in enumerate(METHODS):
             vals = [res["metrics"][g][m]["r@10"] or 0.0 for g in groups]
-            ax.bar([x + (i - 1) * width for x in range(len(groups))], vals, width, label=m)
+            offset = (i - (len(METHODS) - 1) / 2) * width
+            ax.bar([x + offset for x in range(len(groups))], vals, width, label=m)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels(["cat 1-4", "multi-hop", "temporal", "open-dom", "single-hop", "advers."],
                            fontsize=8)

@@ -77,9 +77,12 @@ def variant() -> Variant:
     return Variant(
         "tuned",
         "stock engine, default MemoryConfig (fusion='score', text 1.0 / vector 0.5, "
-        "common_term_ratio 0.7: the speakers' names, on every turn, leave the query); content "
-        "'Speaker: text' (+ caption); search_text = '[session date]' + 2 previous + 1 next turn "
-        "of the same session",
+        "common_term_ratio 0.7: the speakers' names, on every turn, leave the query; "
+        "entity_weight 0.2: a turn whose speaker the question names ranks higher; date_weight "
+        "0.5: a turn of a session in the period the question names ranks higher); content "
+        "'Speaker: text' (+ caption), entity_refs = [speaker], valid_from = session date; "
+        "search_text (own FTS5 column, BM25 weight 0.5) = '[session date]' + 2 previous + 1 "
+        "next turn of the same session",
         speaker_content,
         open_engine,
         search_text=window_text,

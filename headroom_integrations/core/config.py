@@ -62,6 +62,18 @@ class MemoryConfig(BaseModel):
     """Query words found in more than this share of the user's memories are left out of
     both sides of a search (a speaker's name on every turn says nothing about which turn
     answers); 1.0 keeps every word. Checked for users with 20 to 5,000 memories."""
+    entity_weight: float = Field(default=0.2, ge=0.0)
+    """Added to the relevance of a memory whose ``entity_refs`` include a name the query
+    contains (whole words, any case, "Caroline's" counts): "What did Caroline paint?"
+    prefers Caroline's memories. A transcript's speaker is the natural entity of a turn.
+    0 turns it off."""
+    date_weight: float = Field(default=0.5, ge=0.0)
+    """Added to the relevance of a memory whose ``valid_from`` falls in the period a query
+    names ("on 1 May 2022", "in mid-August 2023", "last week"), give or take 7 days.
+    0 turns it off."""
+    search_text_weight: float = Field(default=0.5, ge=0.0)
+    """BM25 weight of a memory's ``search_text`` (its context) against 1.0 for its content:
+    a word the memory itself says counts more than one from the turns around it."""
     candidate_multiplier: int = Field(default=4, ge=1)
     min_candidates: int = Field(default=40, ge=1)
     track_access: bool = True

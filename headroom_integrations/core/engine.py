@@ -35,6 +35,8 @@ from .models import (
     new_id,
     utcnow,
 )
+from .entities import QueryNames
+from .query_dates import query_period
 from .query_words import strip_words
 from .ports import Embedder, IndexedDoc, MemoryCache, ScopeQuery, TextIndex, Vector, VectorIndex
 from .ranking import Candidate, FusionWeights, recency_factor, relevance
@@ -137,6 +139,8 @@ class SyncHierarchicalMemory:
             importance=config.importance_weight,
             recency=config.recency_weight,
             recency_half_life_days=config.recency_half_life_days,
+            entity=config.entity_weight,
+            date=config.date_weight,
         )
 
     # ------------------------------------------------------------------ opening / closing
@@ -839,9 +843,11 @@ class SyncHierarchicalMemory:
     ) -> list[SearchResult]:
         """The memories most relevant to ``query`` visible from the given scope.
 
-        ``mode="hybrid"`` fuses vector similarity and BM25 keyword rank (reciprocal rank
-        fusion, optionally weighted by importance and recency); ``"vector"`` and ``"text"``
-        use one side. ``min_similarity`` drops results whose cosine similarity to the query
+        ``mode="hybrid"`` fuses vector similarity and BM25 keyword relevance
+        (``MemoryConfig.fusion``); ``"vector"`` and ``"text"`` use one side. On top of that,
+        in every mode: memories whose ``entity_refs`` the query names (``entity_weight``),
+        memories valid in a period the query names, such as "in May 2023" or "last week"
+        (``date_weight``), and optionally importance and recency rank higher. ``min_similarity`` drops results whose cosine similarity to the query
         is lower. ``all_scopes=True`` searches every memory of the user, whatever its
         session, agent or turn (for administration and listing). Any string is a valid query.
         """
@@ -869,6 +875,7 @@ class SyncHierarchicalMemory:
         # lone surrogates cannot reach the tokenizer or SQLite: make them U+FFFD
         query = query.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         n = max(top_k * self.config.candidate_multiplier, self.config.min_candidates)
+        asked = query  # names and dates are read from the whole query
         query = self._without_common_terms(query, scope.user_id)
         candidates: dict[str, Candidate] = {}
         qvec: Vector | None = None
@@ -895,7 +902,10 @@ class SyncHierarchicalMemory:
         now = utcnow()
         w = self.weights
         fused = relevance(candidates.values(), w)
-        results: list[SearchResult] = []
+        names = QueryNames(asked) if w.entity else None
+        period = query_period(asked, now) if w.date else None
+        kept: list[tuple[MemoryRecord, Candidate, float]] = []
+        any_named = False
         for mid, cand in candidates.items():
             record = records.get(mid)
             if record is None or not scope.sees(record):
@@ -911,15 +921,23 @@ class SyncHierarchicalMemory:
                 score += w.importance * record.importance
             if w.recency:
                 score += w.recency * recency_factor(record.created_at, now, w.recency_half_life_days)
-            results.append(
-                SearchResult(
-                    memory=record,
-                    score=min(1.0, score / w.best_possible) if w.best_possible else 0.0,
-                    similarity=cand.similarity,
-                    text_rank=cand.text_rank,
-                    vector_rank=cand.vector_rank,
-                )
+            if names and record.entity_refs and names.names_any(record.entity_refs):
+                score += w.entity
+                any_named = True
+            if period is not None and period.holds(record.valid_from):
+                score += w.date
+            kept.append((record, cand, score))
+        best = w.best_possible + (w.entity if any_named else 0.0) + (w.date if period else 0.0)
+        results = [
+            SearchResult(
+                memory=record,
+                score=min(1.0, score / best) if best else 0.0,
+                similarity=cand.similarity,
+                text_rank=cand.text_rank,
+                vector_rank=cand.vector_rank,
             )
+            for record, cand, score in kept
+        ]
         results.sort(key=lambda r: (-r.score, -(r.similarity or 0.0), r.memory.id))
         # A promoted copy and its source both visible: show the memory once (the source).
         found = {r.memory.id for r in results}

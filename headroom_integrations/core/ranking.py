@@ -37,7 +37,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class FusionWeights:
-    """Weights of the fusion and of the optional importance / recency boosts."""
+    """Weights of the fusion and of the boosts added to it (importance, recency, a named
+    entity, a named period)."""
 
     fusion: Fusion = "score"
     rrf_k: int = 60
@@ -46,10 +47,16 @@ class FusionWeights:
     importance: float = 0.0
     recency: float = 0.0
     recency_half_life_days: float = 30.0
+    entity: float = 0.0
+    """Added when the query names one of the memory's ``entity_refs``."""
+    date: float = 0.0
+    """Added when the memory's ``valid_from`` is in the period the query names."""
 
     @property
     def best_possible(self) -> float:
-        """The score of a memory best on both sides with full boosts (to scale to 0..1)."""
+        """The score of a memory best on both sides with full importance and recency
+        boosts (to scale to 0..1); a search adds the entity and date boosts when its query
+        can earn them."""
         if self.fusion == "rrf":
             base = (self.vector + self.text) / (self.rrf_k + 1)
         else:
