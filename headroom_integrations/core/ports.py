@@ -89,14 +89,14 @@ class IndexedDoc:
     turn_id: str | None
     category: str
     is_current: bool
-    keywords: str = ""
-    """What the keyword index indexes: the content and the memory's ``search_text``."""
+    context: str = ""
+    """The memory's ``search_text`` (empty when none): keyword-only context, indexed by the
+    keyword index in its own column, weighed below the content."""
 
     @classmethod
     def of(cls, record: MemoryRecord) -> IndexedDoc:
-        extra = getattr(record, "search_text", None)
         return cls(
-            keywords=f"{record.content}\n{extra}" if extra else record.content,
+            context=getattr(record, "search_text", None) or "",
             id=record.id,
             content=record.content,
             user_id=record.user_id,

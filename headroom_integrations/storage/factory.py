@@ -32,7 +32,9 @@ def build_components(
     if store is None:
         store = SQLiteMemoryStore(db)  # type: ignore[arg-type]
     if text_index is None:
-        text_index = FTS5TextIndex(db)  # type: ignore[arg-type]
+        text_index = FTS5TextIndex(
+            db, context_weight=config.search_text_weight  # type: ignore[arg-type]
+        )
     transcripts = SQLiteTranscriptStore(db) if db is not None else None
     if vector_index is None:
         client = make_chroma_client(

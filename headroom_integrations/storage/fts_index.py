@@ -8,6 +8,7 @@ emoji and the empty string are all valid queries.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import threading
 import time
@@ -19,6 +20,10 @@ from .sqlite_db import SQLiteDatabase
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _MAX_TERMS = 48
+_TEXT_COLUMNS = "{content context}"
+"""FTS5 column filter for a memory's words: its content or its context, never the owner."""
+_COLUMNS = ("content", "context", "owner")
+"""The indexed columns a table from this version has (an older table lacks some)."""
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before
@@ -56,32 +61,43 @@ def owner_token(user_id: str) -> str:
 
 
 class FTS5TextIndex:
-    """Keyword index in the store's SQLite file; implements the ``TextIndex`` port."""
+    """Keyword index in the store's SQLite file; implements the ``TextIndex`` port.
+
+    A memory's content and its context (``search_text``) sit in two columns; BM25 weighs
+    the content 1.0 and the context ``context_weight``, so a memory that says a word itself
+    outranks one that only has it in the turns around it.
+    """
 
     def __init__(
-        self, db: SQLiteDatabase, table: str = "memories_fts", *, max_term_docs: int = 3000
+        self,
+        db: SQLiteDatabase,
+        table: str = "memories_fts",
+        *,
+        max_term_docs: int = 3000,
+        context_weight: float = 0.5,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
             raise ValueError(f"invalid FTS table name {table!r}")
+        if not math.isfinite(context_weight) or context_weight < 0:
+            raise ValueError(f"context_weight must be a finite number >= 0, not {context_weight}")
         self.db = db
         self.max_term_docs = max_term_docs
+        self.context_weight = float(context_weight)
         self._user_sizes: dict[str, tuple[int, float]] = {}
         self._sizes_lock = threading.Lock()
         self.table = table
         self.map_table = f"{table}_ids"
         with db.transaction() as conn:
-            existing = conn.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-            ).fetchone()
-            if existing is not None and " owner," not in existing[0]:
-                # an index from before the owner column: drop it; the store's open check
-                # sees the keyword count differ from SQLite and rebuilds it
+            columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if columns and not columns.issuperset(_COLUMNS):
+                # an index from before the owner or the context column: drop it; the store's
+                # open check sees the keyword count differ from SQLite and rebuilds it
                 conn.execute(f"DROP TABLE {table}")
                 conn.execute(f"DROP TABLE IF EXISTS {self.map_table}")
             conn.execute(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5("
-                "content, owner, user_id UNINDEXED, session_id UNINDEXED, agent_id UNINDEXED, "
-                "turn_id UNINDEXED, category UNINDEXED, is_current UNINDEXED, "
+                "content, context, owner, user_id UNINDEXED, session_id UNINDEXED, "
+                "agent_id UNINDEXED, turn_id UNINDEXED, category UNINDEXED, is_current UNINDEXED, "
                 "tokenize = 'porter unicode61 remove_diacritics 2')"
             )
             conn.execute(
@@ -109,11 +125,13 @@ class FTS5TextIndex:
                 rowid = self._rowid(conn, doc.id, create=True)
                 conn.execute(f"DELETE FROM {self.table} WHERE rowid = ?", (rowid,))
                 conn.execute(
-                    f"INSERT INTO {self.table}(rowid, content, owner, user_id, session_id, "
-                    "agent_id, turn_id, category, is_current) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO {self.table}(rowid, content, context, owner, user_id, "
+                    "session_id, agent_id, turn_id, category, is_current) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         rowid,
-                        doc.keywords or doc.content,
+                        doc.content,
+                        doc.context,
                         owner_token(doc.user_id),
                         doc.user_id,
                         doc.session_id or "",
@@ -149,10 +167,11 @@ class FTS5TextIndex:
         if not terms or k <= 0:
             return []
         # Only this user's rows are matched (their owner token), so nothing is scored for
-        # other users; bm25 weighs the content column only.
+        # other users; a term matches in the content or the context, and bm25 weighs the
+        # content 1.0, the context ``context_weight`` and the owner column not at all.
         match = f'owner:"{owner_token(scope.user_id)}" AND ({_or(terms)})'
         clauses = ["f.user_id = ?"]
-        params: list[Any] = [match, scope.user_id]
+        params: list[Any] = [self.context_weight, match, scope.user_id]
         if not scope.include_superseded:
             clauses.append("f.is_current = 1")
         if not scope.all_scopes:
@@ -170,7 +189,8 @@ class FTS5TextIndex:
             clauses.append(f"f.category IN ({', '.join('?' for _ in categories)})")
             params.extend(categories)
         sql = (
-            f"SELECT m.memory_id, bm25({self.table}, 1.0, 0.0) AS score FROM {self.table} AS f "
+            f"SELECT m.memory_id, bm25({self.table}, 1.0, ?, 0.0) AS score "
+            f"FROM {self.table} AS f "
             f"JOIN {self.map_table} AS m ON m.fts_rowid = f.rowid "
             f"WHERE {self.table} MATCH ? AND {' AND '.join(clauses)} ORDER BY score LIMIT ?"
         )
@@ -194,7 +214,7 @@ class FTS5TextIndex:
             got = self.db.fetchone(
                 f"SELECT count(*) FROM (SELECT rowid FROM {self.table} WHERE {self.table} "
                 "MATCH ? LIMIT ?)",
-                (f"content:{_or([term])}", self.max_term_docs + 1),
+                (f"{_TEXT_COLUMNS}: {_or([term])}", self.max_term_docs + 1),
             )
             if got is not None and int(got[0]) <= self.max_term_docs:
                 kept.append(term)
@@ -230,7 +250,7 @@ class FTS5TextIndex:
             got = self.db.fetchone(
                 f"SELECT count(*) FROM (SELECT rowid FROM {self.table} WHERE {self.table} "
                 "MATCH ? LIMIT ?)",
-                (f'owner:"{owner}" AND content:{_or([term])}', limit + 1),
+                (f'owner:"{owner}" AND {_TEXT_COLUMNS}: {_or([term])}', limit + 1),
             )
             if got is not None and int(got[0]) > limit:
                 common.add(term)

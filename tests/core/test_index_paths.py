@@ -14,7 +14,7 @@ from headroom_integrations.storage.chroma_index import ChromaVectorIndex, make_c
 
 def _doc(i: int, user: str, text: str, session: str | None = None) -> IndexedDoc:
     return IndexedDoc(id=f"m{i}", content=text, user_id=user, session_id=session, agent_id=None,
-                      turn_id=None, category="fact", is_current=True, keywords=text)
+                      turn_id=None, category="fact", is_current=True)
 
 
 def test_words_held_by_too_many_memories_are_skipped(tmp_path):
