@@ -5,13 +5,14 @@
 
 Why a replica: trying a ranking idea through the engine means a new store per idea. Here the
 keyword side comes from SQLite FTS5 exactly as the engine queries it (same tokenizer, owner
-token, ``bm25()``; one table for the 10 users, or with column weights where an experiment
-says so) and the vector side is the exact cosine over the same MiniLM vectors, fused with
-the engine's own ``ranking.relevance``. The ``replica`` row must equal the engine's numbers in
-bench/results/locomo.md (tuned variant, hybrid): that is checked on every run and printed.
+token, turn and context in two columns weighted 1.0 / 0.5 in ``bm25()``; one table for the
+10 users) and the vector side is the exact cosine over the same MiniLM vectors, fused with
+the engine's own ``ranking.relevance`` and boosted by the engine's own entity and date code.
+The ``replica`` rows should equal the engine's numbers in bench/results/locomo.md (tuned
+variant): compare them by hand after an engine change.
 
-Every setting is chosen on this data set (no held-out split); nothing reads answers or
-evidence except the scoring. Writes bench/results/locomo_lab.json; the write-up is in
+Every setting is chosen on this data set (the ``heldout`` rows pick on one half and look at
+the other); nothing reads answers or evidence except the scoring. Writes bench/results/locomo_lab.json; the write-up is in
 locomo_experiments.md (by hand).
 """
 
@@ -24,6 +25,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +91,10 @@ class Lab:
         return db, rowids
 
     def text_hits(self, c: Conversation, query: str, *, before: int = 2, after: int = 1,
-                  weights: tuple[float, float] | None = None, n: int = POOL) -> list[tuple[str, float]]:
+                  weights: tuple[float, float] | None = (1.0, 0.5),
+                  n: int = POOL) -> list[tuple[str, float]]:
+        """BM25 hits; ``weights`` = (content, context) columns as the engine has them
+        (``search_text_weight`` 0.5), or None for the one column of the engine before."""
         terms = self.query_terms(query)
         if not terms:
             return []
@@ -182,6 +187,31 @@ def fuse(vec: dict[str, float], text: list[tuple[str, float]], *, wv: float = 0.
     return sorted(out.items(), key=lambda x: -x[1])
 
 
+def boosted(lab: Lab, c: Conversation, question: str, fused: list[tuple[str, float]], *,
+            entity: float = 0.2, date: float = 0.5) -> list[tuple[str, float]]:
+    """The engine's entity and date boosts (``entity_weight``, ``date_weight``) with its own
+    code: + ``entity`` when the question names the turn's speaker (its ``entity_refs``),
+    + ``date`` when the turn's session date (its ``valid_from``) is in the period the
+    question names, give or take 7 days."""
+    from headroom_integrations.core.entities import QueryNames
+    from headroom_integrations.core.query_dates import query_period
+
+    if not entity and not date:
+        return fused
+    names = QueryNames(question)
+    period = query_period(question, datetime.now(timezone.utc)) if date else None
+    turns = lab.pos[c.sample_id]
+    out = []
+    for d, score in fused:
+        t = turns[d]
+        if entity and names.names(t.speaker):
+            score += entity
+        if period is not None and t.when is not None and period.holds(t.when):
+            score += date
+        out.append((d, score))
+    return sorted(out, key=lambda x: -x[1])
+
+
 def ids(pairs: list[tuple[str, float]]) -> Ranked:
     return [d for d, _ in pairs]
 
@@ -189,7 +219,7 @@ def ids(pairs: list[tuple[str, float]]) -> Ranked:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only",
-                    default="replica,common,heldout,fusion,window,columns,context,neighbours,prf")
+                    default="replica,boosts,common,heldout,fusion,window,columns,context,neighbours,prf")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "locomo_lab.json")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
@@ -211,31 +241,53 @@ def main(argv: Sequence[str] | None = None) -> None:
         return queries[key]
 
     def hybrid(c: Conversation, qa: dict[str, Any], **kw: Any) -> Ranked:
+        """The engine's search: ``sides`` "both" (hybrid), "text" or "vector"; keyword
+        arguments vary one setting from the engine default."""
         query = q(c, qa, kw.pop("ratio", 0.7))
         docs = kw.pop("docs", ("speaker",))
         combine = kw.pop("combine", "mean")
+        sides = kw.pop("sides", "both")
+        boosts = {k: kw.pop(k) for k in ("entity", "date") if k in kw}
         text_kw = {k: kw.pop(k) for k in ("before", "after", "weights") if k in kw}
-        return ids(fuse(lab.cosines(c, query, docs, combine), lab.text_hits(c, query, **text_kw), **kw))
+        vec = lab.cosines(c, query, docs, combine) if sides != "text" else {}
+        text = lab.text_hits(c, query, **text_kw) if sides != "vector" else []
+        return ids(boosted(lab, c, qa["question"], fuse(vec, text, **kw), **boosts))
 
     if "replica" in only:
-        lab.evaluate("replica", "engine defaults (common_term_ratio 0.7), keyword only",
-                     lambda c, qa: ids(lab.text_hits(c, q(c, qa))))
-        lab.evaluate("replica", "engine defaults, vector only",
-                     lambda c, qa: ids(sorted(lab.cosines(c, q(c, qa)).items(), key=lambda x: -x[1])))
+        for sides, label in (("text", "keyword only"), ("vector", "vector only")):
+            lab.evaluate("replica", f"engine defaults, {label}",
+                         lambda c, qa, s=sides: hybrid(c, qa, sides=s))
+            lab.evaluate("replica", f"engine defaults, {label}, no entity/date boost (-plain)",
+                         lambda c, qa, s=sides: hybrid(c, qa, sides=s, entity=0.0, date=0.0))
         lab.evaluate("replica", "engine defaults, hybrid", hybrid)
+        lab.evaluate("replica", "engine defaults, hybrid, no entity/date boost (-plain)",
+                     lambda c, qa: hybrid(c, qa, entity=0.0, date=0.0))
+    if "boosts" in only:
+        for ew in (0.0, 0.1, 0.15, 0.3, 0.4, 0.5):
+            lab.evaluate("boosts", f"entity_weight {ew}", lambda c, qa, w=ew: hybrid(c, qa, entity=w))
+        for dw in (0.0, 0.3, 1.0):
+            lab.evaluate("boosts", f"date_weight {dw}", lambda c, qa, w=dw: hybrid(c, qa, date=w))
+        lab.evaluate("boosts", "entity 0 + date 0 + one FTS5 column (the engine before this session)",
+                     lambda c, qa: hybrid(c, qa, entity=0.0, date=0.0, weights=None))
     if "common" in only:
         for ratio in (1.0, 0.5, 0.3):
             lab.evaluate("common", f"common_term_ratio {ratio}, hybrid",
                          lambda c, qa, r=ratio: hybrid(c, qa, ratio=r))
     if "heldout" in only:
-        # is the ratio a property of the data or of these questions? pick it on one half of
-        # the conversations, look at the other half
+        # are the weights a property of the data or of these questions? pick them on one
+        # half of the conversations, look at the other half
         full = lab.convs
         for half, part in (("conversations 1-5", full[:5]), ("conversations 6-10", full[5:])):
             lab.convs = list(part)
-            for ratio in (1.0, 0.7, 0.5, 0.3):
-                lab.evaluate("heldout", f"{half}: common_term_ratio {ratio}, hybrid",
-                             lambda c, qa, r=ratio: hybrid(c, qa, ratio=r))
+            lab.evaluate("heldout", f"{half}: keyword only, no boosts (-plain)",
+                         lambda c, qa: hybrid(c, qa, sides="text", entity=0.0, date=0.0))
+            for ratio in (1.0, 0.7):
+                lab.evaluate("heldout", f"{half}: common_term_ratio {ratio}, no boosts",
+                             lambda c, qa, r=ratio: hybrid(c, qa, ratio=r, entity=0.0, date=0.0))
+            for ew in (0.1, 0.15, 0.2, 0.3):
+                for dw in (0.3, 0.5):
+                    lab.evaluate("heldout", f"{half}: entity_weight {ew}, date_weight {dw}",
+                                 lambda c, qa, e=ew, d=dw: hybrid(c, qa, entity=e, date=d))
         lab.convs = full
     if "fusion" in only:
         for norm in ("minmax", "max", "z"):
@@ -247,7 +299,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             lab.evaluate("window", f"search_text = date + {b} previous + {a} next turns",
                          lambda c, qa, b=b, a=a: hybrid(c, qa, before=b, after=a))
     if "columns" in only:
-        for w in (1.0, 0.7, 0.5, 0.3):
+        lab.evaluate("columns", "turn and context in one FTS5 column (the engine before)",
+                     lambda c, qa: hybrid(c, qa, weights=None))
+        for w in (1.0, 0.7, 0.3):
             lab.evaluate("columns", f"turn and context in two FTS5 columns, context weight {w}",
                          lambda c, qa, w=w: hybrid(c, qa, weights=(1.0, w)))
     if "context" in only:
@@ -278,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 near = [fused.get(by_index[j].dia_id, 0.0) for j in range(t.index - span, t.index + span + 1)
                         if j != t.index and j in by_index and by_index[j].session == t.session]
                 out[d] = fused.get(d, 0.0) + lam * (max(near) if near else 0.0)
-            return [d for d, _ in sorted(out.items(), key=lambda x: -x[1])]
+            return ids(boosted(lab, c, qa["question"], sorted(out.items(), key=lambda x: -x[1])))
         for lam in (0.1, 0.3):
             for span in (1, 2):
                 lab.evaluate("neighbours", f"+ {lam} x best neighbour's score (+-{span} turns)",
@@ -307,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             merged = dict(text)
             for d, s in more.items():
                 merged[d] = merged.get(d, 0.0) + beta * s
-            return ids(fuse(lab.cosines(c, query), sorted(merged.items(), key=lambda x: -x[1])))
+            return ids(boosted(lab, c, qa["question"],
+                               fuse(lab.cosines(c, query), sorted(merged.items(), key=lambda x: -x[1]))))
         for m, fb, beta in ((5, 3, 0.2), (10, 5, 0.2), (3, 2, 0.3)):
             lab.evaluate("prf", f"pseudo-relevance feedback: {m} terms of the top {fb}, weight {beta}",
                          lambda c, qa, m=m, fb=fb, beta=beta: prf(c, qa, m, fb, beta))

@@ -42,7 +42,8 @@ def test_locomo_harness_slice(tmp_path: Path) -> None:
         assert "per_question" not in summary  # details live in the .json.gz files
         assert summary["questions"] == len(qa)
         for group, by_method in summary["metrics"].items():
-            assert set(by_method) == {"hybrid", "text", "vector"}
+            assert set(by_method) == {"hybrid", "text", "vector", "hybrid-plain", "text-plain",
+                                      "vector-plain"}
             for entry in by_method.values():
                 for k in (5, 10, 25):
                     v = entry[f"r@{k}"]
@@ -52,7 +53,7 @@ def test_locomo_harness_slice(tmp_path: Path) -> None:
             details = json.load(fh)
         assert len(details["per_question"]) == len(qa)
         last = details["per_question"][-1]
-        for method in ("hybrid", "text", "vector"):
+        for method in locomo.METHODS:
             # tuned keyword search indexes neighbour context, so a neighbour may tie: top 3
             assert easy["dia_id"] in last[method][:3], (name, method, last[method][:3])
     assert (out / "locomo.md").read_text().startswith("# LoCoMo")
