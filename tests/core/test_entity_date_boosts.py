@@ -77,14 +77,12 @@ def _open(path: str, embedder, **cfg) -> SyncHierarchicalMemory:
     )
 
 
-PAINTED = [
-    ("Caroline", o) for o in ("the sea at dusk", "a bowl of lemons", "my grandmother's house",
-                              "a portrait of my cat", "the city skyline", "a field of tulips",
-                              "an old bridge", "a stormy sky")
+PAINTED = [  # every text the same length: the keyword side ties on "paint"
+    ("Caroline", o) for o in ("red apples", "blue boats", "green hills", "old bridges",
+                              "tall towers", "quiet streets", "white clouds", "wild horses")
 ] + [
-    ("Melanie", o) for o in ("a small lake at sunrise", "a vase of roses", "the mountains in winter",
-                             "my daughter's bike", "a red barn", "a lighthouse", "a busy market",
-                             "autumn trees")
+    ("Melanie", o) for o in ("small lakes", "pink roses", "snowy mountains", "yellow bikes",
+                             "red barns", "bright lighthouses", "busy markets", "autumn trees")
 ]
 
 
@@ -107,8 +105,13 @@ def test_the_person_a_query_names_comes_first(tmp_path, embedder, mode) -> None:
     try:
         for mem in (plain, named):
             _fill(mem)
-        assert "Caroline" in _speakers(plain, mode)[:4]  # without the boost: mixed
-        assert _speakers(named, mode)[:4] == ["Melanie"] * 4
+        if mode == "text":
+            # every memory ties on "paint" (ties fall back to ids): the boost alone
+            # separates the two speakers, all 8 of Melanie's first
+            assert _speakers(named, mode) == ["Melanie"] * 8
+        else:
+            assert "Caroline" in _speakers(plain, mode)[:4]  # without the boost: mixed
+            assert _speakers(named, mode)[:4] == ["Melanie"] * 4
         top = named.search("What did Melanie paint?", user_id="u", mode=mode)
         assert all(0.0 < r.score <= 1.0 for r in top)
         assert [r.score for r in top] == sorted((r.score for r in top), reverse=True)
