@@ -240,35 +240,41 @@ def profile_block(name: str, fn: Any, out_dir: Path | None) -> dict[str, Any] | 
     return {"file": f"profile_{name}.txt"}
 
 
+def build_store(db: Path, n: int, users: Sequence[str], texts: Sequence[str], embedder: Any,
+                *, desc: str = "build", quiet: bool = False) -> Any:
+    """A fresh store at ``db`` holding ``texts[:n]``, memory i owned by ``users[i % len(users)]``
+    (added grouped by user, dedup off), with every vector written to Chroma."""
+    from tqdm import tqdm
+
+    from headroom_integrations import MemoryConfig, SyncHierarchicalMemory
+    from headroom_integrations.core.engine import MemoryInput
+
+    engine = SyncHierarchicalMemory.create(MemoryConfig(db_path=str(db)), embedder=embedder)
+    order = sorted(range(n), key=lambda i: (i % len(users), i))
+    with tqdm(total=n, desc=desc, unit="mem", disable=quiet) as bar:
+        for start in range(0, n, 1000):
+            items = [MemoryInput(content=texts[i], user_id=users[i % len(users)])
+                     for i in order[start:start + 1000]]
+            engine.add_many(items, dedup=False)
+            bar.update(len(items))
+    engine.flush()  # the build's Chroma writes must not run during a timed part
+    return engine
+
+
 def measure_store(n: int, layout: str, texts: Sequence[str], queries: Sequence[str],
                   embedder: DocVectorCache, real: Any, seed: int, n_adds: int,
                   n_ingest: int = 1000, profile_dir: Path | None = None,
                   quiet: bool = False) -> dict[str, Any]:
     import psutil
-    from tqdm import tqdm
 
-    from headroom_integrations import MemoryConfig, SyncHierarchicalMemory
     from headroom_integrations.core.engine import MemoryInput
 
     rng = random.Random(seed + n)
     users = [f"user-{i:04d}" for i in range(N_USERS_SPREAD)] if layout == "spread" else ["user-0000"]
     tmp = Path(tempfile.mkdtemp(prefix=f"latency-{n}-{layout}-"))
     db = tmp / "memory.db"
-    engine = SyncHierarchicalMemory.create(MemoryConfig(db_path=str(db)), embedder=embedder)
-    batch = 1000
     t0 = time.perf_counter()
-    # memory i belongs to users[i % len(users)]; the (untimed) build adds them grouped by
-    # user so each batch touches few Chroma collections
-    order = sorted(range(n), key=lambda i: (i % len(users), i))
-    with tqdm(total=n, desc=f"build {n} {layout}", unit="mem", disable=quiet) as bar:
-        for start in range(0, n, batch):
-            items = [MemoryInput(content=texts[i], user_id=users[i % len(users)])
-                     for i in order[start:start + batch]]
-            engine.add_many(items, dedup=False)
-            bar.update(len(items))
-    flush = getattr(engine, "flush", None)
-    if flush is not None:  # the build's Chroma writes must not run during the timed part
-        flush()
+    engine = build_store(db, n, users, texts, embedder, desc=f"build {n} {layout}", quiet=quiet)
     build_s = time.perf_counter() - t0
     # from here the real embedder only
     engine.embedder = real
@@ -348,8 +354,7 @@ def measure_store(n: int, layout: str, texts: Sequence[str], queries: Sequence[s
         (adds_warm if u in touched else adds_cold).append(d)  # cold: loads the user's vectors
         touched.add(u)
     s = time.perf_counter()
-    if flush is not None:  # what the writer thread still had queued
-        flush()
+    engine.flush()  # what the writer thread still had queued
     add_flush_s = time.perf_counter() - s
     add_loop_s = time.perf_counter() - loop_start
     # batch ingest: add_many in batches of 100, fresh text, embedding included, until every
@@ -360,8 +365,7 @@ def measure_store(n: int, layout: str, texts: Sequence[str], queries: Sequence[s
     for start in range(0, len(rest), 100):
         engine.add_many([MemoryInput(content=t, user_id=u) for t, u in
                          zip(rest[start:start + 100], ingest_users[start:start + 100])])
-    if flush is not None:
-        flush()
+    engine.flush()
     ingest_s = time.perf_counter() - s
     touched.update(ingest_users)
     if profile_dir is not None:  # fresh queries and fresh adds, after the timed parts

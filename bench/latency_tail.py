@@ -19,14 +19,12 @@ from typing import Any
 import numpy as np
 
 from .common import CACHE_DIR
-from .latency import DocVectorCache, make_queries, make_texts
+from .latency import DocVectorCache, build_store, make_queries, make_texts
 
 N, SEED, EMBED_LIMIT, QUERIES = 100_000, 1234, 10_000, 400
 
 
 def main() -> None:
-    from headroom_integrations import MemoryConfig, SyncHierarchicalMemory
-    from headroom_integrations.core.engine import MemoryInput
     from headroom_integrations.embedders.fastembed import FastEmbedEmbedder
 
     real = FastEmbedEmbedder()
@@ -34,11 +32,7 @@ def main() -> None:
     cache = DocVectorCache(real, texts, CACHE_DIR / f"latency_vectors_{SEED}_{N}.npy")
     cache.ensure(N, texts, EMBED_LIMIT)
     tmp = Path(tempfile.mkdtemp(prefix="latency-tail-"))
-    eng = SyncHierarchicalMemory.create(MemoryConfig(db_path=str(tmp / "m.db")), embedder=cache)
-    for s in range(0, N, 1000):
-        eng.add_many([MemoryInput(content=texts[i], user_id="u") for i in range(s, min(N, s + 1000))],
-                     dedup=False)
-    eng.flush()
+    eng = build_store(tmp / "m.db", N, ["u"], texts, cache, desc="build 100000 single")
     eng.embedder = real
     gc.collect()
     parts: dict[str, list[float]] = {}

@@ -847,7 +847,8 @@ class SyncHierarchicalMemory:
         (``MemoryConfig.fusion``); ``"vector"`` and ``"text"`` use one side. On top of that,
         in every mode: memories whose ``entity_refs`` the query names (``entity_weight``),
         memories valid in a period the query names, such as "in May 2023" or "last week"
-        (``date_weight``), and optionally importance and recency rank higher. ``min_similarity`` drops results whose cosine similarity to the query
+        (``date_weight``), and optionally importance and recency rank higher.
+        ``min_similarity`` drops results whose cosine similarity to the query
         is lower. ``all_scopes=True`` searches every memory of the user, whatever its
         session, agent or turn (for administration and listing). Any string is a valid query.
         """

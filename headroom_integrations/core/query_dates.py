@@ -18,11 +18,11 @@ SLACK = timedelta(days=7)
 """How far outside the named period a memory still counts as in it: people say "last week"
 about something a few days off, and a conversation dated one day may tell of the day before."""
 
-_MONTHS: dict[str, int] = {}
-for _i in range(1, 13):
-    _MONTHS[calendar.month_name[_i].lower()] = _i
-    _MONTHS[calendar.month_abbr[_i].lower()] = _i
-_MONTHS["sept"] = 9
+_MONTHS = {
+    **{calendar.month_name[i].lower(): i for i in range(1, 13)},
+    **{calendar.month_abbr[i].lower(): i for i in range(1, 13)},
+    "sept": 9,
+}
 
 _MON = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?"
 _YEAR = r"((?:19|20)\d\d)"
@@ -101,8 +101,8 @@ def _relative(word: str, now: datetime) -> Period:
 
 def query_period(query: str, now: datetime) -> Period | None:
     """The first period ``query`` names, or None. ``now`` anchors "yesterday", "last week"."""
-    if not query or not any(ch.isdigit() for ch in query) and _RELATIVE.search(query) is None:
-        return None
+    if not any(ch.isdigit() for ch in query) and _RELATIVE.search(query) is None:
+        return None  # no year, no "yesterday": nothing to read
     m = _DAY_MONTH_YEAR.search(query)
     if m:
         return _day(int(m.group(3)), _MONTHS[m.group(2).lower()], int(m.group(1)))
