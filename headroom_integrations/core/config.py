@@ -74,6 +74,11 @@ class MemoryConfig(BaseModel):
     search_text_weight: float = Field(default=0.5, ge=0.0)
     """BM25 weight of a memory's ``search_text`` (its context) against 1.0 for its content:
     a word the memory itself says counts more than one from the turns around it."""
+    parallel_search: bool = True
+    """A hybrid search embeds the query and searches the vectors on a worker thread while
+    the keyword index is searched on the calling thread (ONNX, numpy and SQLite release the
+    GIL), so it takes about as long as the slower side instead of both. False runs the two
+    sides one after the other."""
     candidate_multiplier: int = Field(default=4, ge=1)
     min_candidates: int = Field(default=40, ge=1)
     track_access: bool = True

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -130,6 +132,8 @@ class SyncHierarchicalMemory:
         written later by its own thread, which also flags memories synced)."""
         self._write_lock = threading.RLock()
         self._closed = False
+        self._side_pool: ThreadPoolExecutor | None = None
+        self._side_pool_lock = threading.Lock()
         self._aio: HierarchicalMemory | None = None
         self.weights = FusionWeights(
             fusion=config.fusion,
@@ -216,6 +220,9 @@ class SyncHierarchicalMemory:
         self._closed = True
         if self._aio is not None:
             self._aio._executor.shutdown(wait=False)
+        with self._side_pool_lock:
+            if self._side_pool is not None:
+                self._side_pool.shutdown(wait=True)
         try:
             self.vector_index.close()
         finally:
@@ -880,18 +887,29 @@ class SyncHierarchicalMemory:
         query = self._without_common_terms(query, scope.user_id)
         candidates: dict[str, Candidate] = {}
         qvec: Vector | None = None
-        need_vector = mode != "text" or min_similarity is not None
-        if need_vector and query.strip():
-            qvec = self.embed_query(query)
-        if mode != "text" and qvec is not None:
-            hits = self.vector_index.query(qvec, n, scope, cats)
-            for rank, (mid, sim) in enumerate(hits, 1):
-                candidates[mid] = Candidate(mid, vector_rank=rank, similarity=sim)
+        vector_hits: list[tuple[str, float]] = []
+        text_hits: list[tuple[str, float]] = []
+        need_vector = (mode != "text" or min_similarity is not None) and bool(query.strip())
+        side: Future[tuple[Vector, list[tuple[str, float]]]] | None = None
+        if need_vector and mode == "hybrid":
+            side = self._submit_side(self._vector_side, query, n, scope, cats, True)
+        if need_vector and side is None:
+            qvec, vector_hits = self._vector_side(query, n, scope, cats, mode != "text")
         if mode != "vector":
-            for rank, (mid, bm25) in enumerate(self.text_index.search(query, n, scope, cats), 1):
-                cand = candidates.setdefault(mid, Candidate(mid))
-                cand.text_rank = rank
-                cand.text_score = bm25
+            try:
+                text_hits = self.text_index.search(query, n, scope, cats)
+            except BaseException:
+                if side is not None:
+                    wait_futures([side])  # never leave the other side running on its own
+                raise
+        if side is not None:
+            qvec, vector_hits = side.result()
+        for rank, (mid, sim) in enumerate(vector_hits, 1):
+            candidates[mid] = Candidate(mid, vector_rank=rank, similarity=sim)
+        for rank, (mid, bm25) in enumerate(text_hits, 1):
+            cand = candidates.setdefault(mid, Candidate(mid))
+            cand.text_rank = rank
+            cand.text_score = bm25
         if not candidates:
             return []
         records = self.store.get_many(list(candidates))
@@ -949,6 +967,36 @@ class SyncHierarchicalMemory:
                 r.memory.access_count += 1
                 r.memory.last_accessed = now
         return results
+
+    def _vector_side(
+        self,
+        query: str,
+        n: int,
+        scope: ScopeQuery,
+        cats: list[str] | None,
+        with_hits: bool,
+    ) -> tuple[Vector, list[tuple[str, float]]]:
+        """The query embedding and (``with_hits``) the ``n`` most similar visible memories."""
+        qvec = self.embed_query(query)
+        return qvec, (self.vector_index.query(qvec, n, scope, cats) if with_hits else [])
+
+    def _submit_side(self, fn: Any, *args: Any) -> Future[Any] | None:
+        """``fn(*args)`` started on the engine's worker threads, or None when it must run on
+        the calling thread: ``parallel_search`` is off, the store is closing, or the caller
+        is inside a store transaction (a worker waiting for that lock would never get it)."""
+        if not self.config.parallel_search:
+            return None
+        in_tx = getattr(self.store, "in_transaction", None)
+        if callable(in_tx) and in_tx():
+            return None
+        with self._side_pool_lock:
+            if self._closed:
+                return None
+            if self._side_pool is None:
+                self._side_pool = ThreadPoolExecutor(
+                    max_workers=self.config.async_workers, thread_name_prefix="headroom-search"
+                )
+            return self._side_pool.submit(fn, *args)
 
     def _without_common_terms(self, query: str, user_id: str) -> str:
         """``query`` without the words most of the user's memories hold (see

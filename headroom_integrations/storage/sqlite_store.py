@@ -149,6 +149,10 @@ class SQLiteMemoryStore:
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return self.db.transaction()
 
+    def in_transaction(self) -> bool:
+        """True when the calling thread is inside ``transaction()``."""
+        return self.db.in_transaction()
+
     # -- rows ----------------------------------------------------------------------------
     @staticmethod
     def _row(record: MemoryRecord) -> tuple[Any, ...]:
