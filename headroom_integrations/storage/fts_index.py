@@ -20,6 +20,10 @@ from .sqlite_db import SQLiteDatabase
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _MAX_TERMS = 48
+_POOL_FACTOR = 4
+"""A keyword search scores the best ``_POOL_FACTOR * k`` rows first (see ``search``)."""
+_TERM_TTL_S = 60.0
+"""How long a word's "held by more than ``max_term_docs`` rows" answer is reused."""
 _TEXT_COLUMNS = "{content context}"
 """FTS5 column filter for a memory's words: its content or its context, never the owner."""
 _COLUMNS = ("content", "context", "owner")
@@ -84,6 +88,7 @@ class FTS5TextIndex:
         self.max_term_docs = max_term_docs
         self.context_weight = float(context_weight)
         self._user_sizes: dict[str, tuple[int, float]] = {}
+        self._too_common: dict[str, tuple[bool, float]] = {}
         self._sizes_lock = threading.Lock()
         self.table = table
         self.map_table = f"{table}_ids"
@@ -170,8 +175,41 @@ class FTS5TextIndex:
         # other users; a term matches in the content or the context, and bm25 weighs the
         # content 1.0, the context ``context_weight`` and the owner column not at all.
         match = f'owner:"{owner_token(scope.user_id)}" AND ({_or(terms)})'
+        visible, visible_params = self._visibility(scope, categories)
+        t, ids = self.table, self.map_table
+        # Scoring is the cheap part; reading each matched row's scope columns is not (about
+        # 40% of the query for a word held by thousands of the user's rows). So the best
+        # ``pool`` rows by score are found first and only their scope is read; the whole
+        # filtered query runs only when too few of them are visible from ``scope``.
+        pool = _POOL_FACTOR * k
+        rows = self.db.fetchall(
+            f"SELECT m.memory_id, s.score, ({visible}) FROM (SELECT rowid AS rid, "
+            f"bm25({t}, 1.0, ?, 0.0) AS score FROM {t} WHERE {t} MATCH ? "
+            f"ORDER BY score LIMIT ?) AS s JOIN {t} AS f ON f.rowid = s.rid "
+            f"LEFT JOIN {ids} AS m ON m.fts_rowid = s.rid ORDER BY s.score",
+            [*visible_params, self.context_weight, match, pool],
+        )
+        # bm25() is lower-is-better and negative; report relevance as a positive number.
+        hits = [(r[0], -float(r[1])) for r in rows if r[2] and r[0] is not None]
+        if len(hits) >= k or len(rows) < pool:
+            return hits[:k]
+        rows = self.db.fetchall(
+            f"SELECT m.memory_id, bm25({t}, 1.0, ?, 0.0) AS score FROM {t} AS f "
+            f"JOIN {ids} AS m ON m.fts_rowid = f.rowid "
+            f"WHERE {t} MATCH ? AND {visible} ORDER BY score LIMIT ?",
+            [self.context_weight, match, *visible_params, k],
+        )
+        return [(r[0], -float(r[1])) for r in rows]
+
+    @staticmethod
+    def _visibility(
+        scope: ScopeQuery, categories: Sequence[str] | None
+    ) -> tuple[str, list[Any]]:
+        """An SQL condition on the index row ``f`` (and its parameters): the row belongs to
+        ``scope``'s user, is visible from its session / agent / turn, is current unless
+        superseded ones are asked for, and is in ``categories`` when given."""
         clauses = ["f.user_id = ?"]
-        params: list[Any] = [self.context_weight, match, scope.user_id]
+        params: list[Any] = [scope.user_id]
         if not scope.include_superseded:
             clauses.append("f.is_current = 1")
         if not scope.all_scopes:
@@ -188,35 +226,38 @@ class FTS5TextIndex:
         if categories:
             clauses.append(f"f.category IN ({', '.join('?' for _ in categories)})")
             params.extend(categories)
-        sql = (
-            f"SELECT m.memory_id, bm25({self.table}, 1.0, ?, 0.0) AS score "
-            f"FROM {self.table} AS f "
-            f"JOIN {self.map_table} AS m ON m.fts_rowid = f.rowid "
-            f"WHERE {self.table} MATCH ? AND {' AND '.join(clauses)} ORDER BY score LIMIT ?"
-        )
-        params.append(k)
-        rows = self.db.fetchall(sql, params)
-        # bm25() is lower-is-better and negative; report relevance as a positive number.
-        return [(r[0], -float(r[1])) for r in rows]
+        return " AND ".join(clauses), params
 
     def _discriminating(self, terms: list[str]) -> list[str]:
         """``terms`` without those in more than ``max_term_docs`` memories (of any user):
         scoring a term costs about a microsecond per memory holding it, and so common a term
         says little (its BM25 weight is small). Only large stores are checked; each check
-        stops counting at the limit."""
+        stops counting at the limit, and its answer is kept for ``_TERM_TTL_S`` seconds (a
+        word's count moves slowly; counting five words took up to ~5 ms at 100k rows)."""
         if not terms or self.max_term_docs <= 0:
             return terms
         row = self.db.fetchone(f"SELECT max(fts_rowid) FROM {self.map_table}")
         if not row or not row[0] or int(row[0]) <= self.max_term_docs:
             return terms
+        now = time.monotonic()
         kept = []
         for term in terms:
-            got = self.db.fetchone(
-                f"SELECT count(*) FROM (SELECT rowid FROM {self.table} WHERE {self.table} "
-                "MATCH ? LIMIT ?)",
-                (f"{_TEXT_COLUMNS}: {_or([term])}", self.max_term_docs + 1),
-            )
-            if got is not None and int(got[0]) <= self.max_term_docs:
+            with self._sizes_lock:
+                hit = self._too_common.get(term)
+            if hit is not None and now - hit[1] < _TERM_TTL_S:
+                common = hit[0]
+            else:
+                got = self.db.fetchone(
+                    f"SELECT count(*) FROM (SELECT rowid FROM {self.table} WHERE "
+                    f"{self.table} MATCH ? LIMIT ?)",
+                    (f"{_TEXT_COLUMNS}: {_or([term])}", self.max_term_docs + 1),
+                )
+                common = got is None or int(got[0]) > self.max_term_docs
+                with self._sizes_lock:
+                    if len(self._too_common) > 50_000:
+                        self._too_common.clear()
+                    self._too_common[term] = (common, now)
+            if not common:
                 kept.append(term)
         return kept
 
@@ -286,3 +327,6 @@ class FTS5TextIndex:
         with self.db.transaction() as conn:
             conn.execute(f"DELETE FROM {self.table}")
             conn.execute(f"DELETE FROM {self.map_table}")
+        with self._sizes_lock:
+            self._user_sizes.clear()
+            self._too_common.clear()

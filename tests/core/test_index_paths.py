@@ -29,6 +29,26 @@ def test_words_held_by_too_many_memories_are_skipped(tmp_path):
     assert len(small.search("common", 10, scope)) == 3  # a small store skips nothing
 
 
+def test_a_words_count_is_reused_for_a_minute_then_counted_again(tmp_path, monkeypatch):
+    from headroom_integrations.storage import fts_index
+
+    clock = [1000.0]
+    monkeypatch.setattr(fts_index.time, "monotonic", lambda: clock[0])
+    index = FTS5TextIndex(SQLiteDatabase(str(tmp_path / "k.db")), max_term_docs=5)
+    index.upsert([_doc(i, "u", f"filler line {i}") for i in range(10)]
+                 + [_doc(100, "u", "rare zebra")])
+    scope = ScopeQuery(user_id="u")
+    assert [i for i, _ in index.search("zebra", 10, scope)] == ["m100"]
+    index.upsert([_doc(200 + i, "u", f"zebra crossing {i}") for i in range(10)])
+    clock[0] += 30  # 'zebra' still counted as rare: all 11 rows score
+    assert len(index.search("zebra", 20, scope)) == 11
+    clock[0] += 31  # counted again: now in more than 5 rows, so it is skipped
+    assert index.search("zebra", 20, scope) == []
+    index.reset()  # a reset forgets the counts
+    index.upsert([_doc(1, "u", "zebra alone")] + [_doc(300 + i, "u", f"x {i}") for i in range(9)])
+    assert [i for i, _ in index.search("zebra", 20, scope)] == ["m1"]
+
+
 def test_keyword_rows_of_other_users_are_never_matched(tmp_path):
     index = FTS5TextIndex(SQLiteDatabase(str(tmp_path / "k.db")))
     index.upsert([_doc(1, "alice", "secret plan"), _doc(2, "bob", "secret plan")])
