@@ -13,6 +13,11 @@ Where the model comes from, first match wins:
    fastembed on a machine with internet.
 
 With none of these available, ``EmbedderUnavailableError`` says how to get one.
+
+A local model folder (1 and 2) is run by ``_LocalOnnxModel``: fastembed's tokenizer settings
+and the same ONNX model, mean pooling and L2 normalisation, but batches cut by token count
+and run side by side on single-threaded onnxruntime calls (see ``FastEmbedEmbedder``). A hub
+model (3) goes through fastembed's ``TextEmbedding``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +103,25 @@ def _check_model_dir(path: Path) -> None:
 class FastEmbedEmbedder:
     """Sentence embeddings from a local ONNX model (default: all-MiniLM-L6-v2, int8, 384-d).
 
-    ``embed_documents`` embeds the texts shortest first in model batches of ``batch_size``
-    (each batch is padded to its longest text). Measured on 2 cores, batches of 100 texts:
-    short uniform notes ~310/s in model batches of 64 unsorted vs ~360/s sorted in batches
-    of 16-32; conversation turns of mixed length (LoCoMo) ~100-130/s vs ~170/s. ``threads``
-    (onnxruntime intra-op threads) defaults to onnxruntime's choice (the physical cores):
-    on 2 idle cores that is ~1.8x one thread, but when other processes take a core it can
-    drop below ``threads=1`` (~190/s, steady), so pass ``threads=1`` on a busy machine.
+    Local model folder: ``embed_documents`` tokenizes all texts once, sorts them by token
+    count, cuts the sorted list into model batches of at most ``batch_size`` texts and
+    ``TOKENS_PER_BATCH`` padded tokens (each batch is padded to its longest text), and runs
+    ``threads`` batches at a time, each a single-threaded onnxruntime call (one shared
+    session). ``threads`` defaults to the usable cores. Against fastembed's own path (what
+    this class ran before: one call at a time over onnxruntime's spinning intra-op threads),
+    same process, alternating, calls of 100 texts, 2 cores (``python -m bench.embed_throughput``):
+
+    - machine idle: the latency benchmark's ingest texts ~360 -> ~470 texts/s (x1.3);
+    - a neighbour on part of a core (load 1.8-2.9): ingest 325 -> 441/s (x1.46), LoCoMo
+      turns 53 -> 103/s (x1.9);
+    - a neighbour on a whole core (load 2.9-3.3): ingest 120 -> 242/s (x2.0), LoCoMo
+      49 -> 103/s (x2.2), one query 12.3 -> 5.0 ms p50.
+
+    One text (``embed_query``) runs on one thread: on an idle machine that is ~4.7 ms p50
+    against ~3-4 ms for the old two-thread call. Vectors equal fastembed's (cosine >= 0.9999).
+
+    Hub model (``model_name=``): fastembed's ``TextEmbedding`` with ``threads`` intra-op
+    threads, texts sorted by length and embedded in batches of ``batch_size``.
     """
 
     def __init__(
@@ -115,8 +133,6 @@ class FastEmbedEmbedder:
         batch_size: int = 32,
         threads: int | None = None,
     ) -> None:
-        from fastembed import TextEmbedding
-
         self.batch_size = batch_size
         path = model_path or os.environ.get(ENV_MODEL_PATH)
         folder: Path | None = Path(path) if path else None
@@ -124,14 +140,13 @@ class FastEmbedEmbedder:
             folder = packaged_model_dir()
         if folder is not None:
             _check_model_dir(folder)
-            self._register_local()
             self._name = LOCAL_MODEL_NAME
             self._dim = dimension or LOCAL_MODEL_DIM
-            self._model: Any = TextEmbedding(
-                model_name=LOCAL_MODEL_NAME, specific_model_path=str(folder), threads=threads
-            )
+            self._local: _LocalOnnxModel | None = _LocalOnnxModel(folder, workers=threads)
+            self._model: Any = None
             self.source = str(folder)
             return
+        self._local = None
         if model_name is None:
             raise EmbedderUnavailableError(
                 "no local embedding model found. Install one with "
@@ -140,6 +155,8 @@ class FastEmbedEmbedder:
                 "or pass FastEmbedEmbedder(model_name='BAAI/bge-small-en-v1.5') on a machine "
                 "with internet, or use OpenAIEmbedder / OllamaEmbedder"
             )
+        from fastembed import TextEmbedding
+
         try:
             self._model = TextEmbedding(model_name=model_name, threads=threads)
         except Exception as exc:  # noqa: BLE001 - fastembed raises many kinds here
@@ -150,26 +167,6 @@ class FastEmbedEmbedder:
         self._name = model_name
         self._dim = dimension or int(self._model.embedding_size)
         self.source = model_name
-
-    @staticmethod
-    def _register_local() -> None:
-        from fastembed import TextEmbedding
-        from fastembed.common.model_description import ModelSource, PoolingType
-
-        with _register_lock:
-            if LOCAL_MODEL_NAME in _registered:
-                return
-            known = {m["model"] for m in TextEmbedding.list_supported_models()}
-            if LOCAL_MODEL_NAME not in known:
-                TextEmbedding.add_custom_model(
-                    model=LOCAL_MODEL_NAME,
-                    pooling=PoolingType.MEAN,
-                    normalization=True,
-                    sources=ModelSource(hf="local/none"),
-                    dim=LOCAL_MODEL_DIM,
-                    model_file=MODEL_FILE,
-                )
-            _registered.add(LOCAL_MODEL_NAME)
 
     @property
     def name(self) -> str:
@@ -185,6 +182,8 @@ class FastEmbedEmbedder:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         texts = list(texts)
+        if self._local is not None:
+            return self._local.embed(texts, self.batch_size)
         if len(texts) <= 1:
             rows = list(self._model.embed(texts, batch_size=self.batch_size))
             return _normalise(np.asarray(rows, dtype=np.float32))
@@ -195,8 +194,120 @@ class FastEmbedEmbedder:
         return _normalise(out)
 
     def embed_query(self, text: str) -> Vector:
+        if self._local is not None:
+            return self._local.embed([text], self.batch_size)[0]
         row = next(iter(self._model.query_embed([text])))
         return _normalise(np.asarray(row, dtype=np.float32).reshape(1, -1))[0]
+
+
+def _register_local() -> None:
+    from fastembed import TextEmbedding
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    with _register_lock:
+        if LOCAL_MODEL_NAME in _registered:
+            return
+        known = {m["model"] for m in TextEmbedding.list_supported_models()}
+        if LOCAL_MODEL_NAME not in known:
+            TextEmbedding.add_custom_model(
+                model=LOCAL_MODEL_NAME,
+                pooling=PoolingType.MEAN,
+                normalization=True,
+                sources=ModelSource(hf="local/none"),
+                dim=LOCAL_MODEL_DIM,
+                model_file=MODEL_FILE,
+            )
+        _registered.add(LOCAL_MODEL_NAME)
+
+
+def fastembed_local_model(folder: str | os.PathLike[str], threads: int | None = None) -> Any:
+    """fastembed's own ``TextEmbedding`` for a local model folder (the path this module used
+    before ``_LocalOnnxModel``; kept as the reference in tests and benchmarks)."""
+    from fastembed import TextEmbedding
+
+    _register_local()
+    return TextEmbedding(
+        model_name=LOCAL_MODEL_NAME, specific_model_path=str(folder), threads=threads
+    )
+
+
+class _LocalOnnxModel:
+    """A local BERT-style ONNX model: tokenize, sort by length, batch, pool, normalise.
+
+    The tokenizer is set up by fastembed's ``load_tokenizer`` (truncation to the model's
+    ``model_max_length``, as fastembed embeds), so the vectors equal fastembed's."""
+
+    TOKENS_PER_BATCH = 256  # padded tokens per model batch (rows x longest row)
+
+    def __init__(self, folder: Path, workers: int | None = None) -> None:
+        import onnxruntime as ort
+        from fastembed.common.preprocessor_utils import load_tokenizer
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # One thread per call: batches run side by side instead of splitting each operator
+        # over spinning threads, which also degrades gently when other work takes a core.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        tokenizer, _ = load_tokenizer(folder)
+        tokenizer.no_padding()  # each batch is padded here, to its own longest text
+        self.tokenizer = tokenizer
+        self.workers = max(1, workers or _usable_cores())
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def embed(self, texts: list[str], batch_size: int) -> Vector:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = [e.ids for e in encodings]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        batches: list[list[int]] = [[]]
+        for i in order:  # sorted ascending, so the row just added is the batch's longest
+            rows = len(batches[-1]) + 1
+            if batches[-1] and (rows > batch_size or rows * len(ids[i]) > self.TOKENS_PER_BATCH):
+                batches.append([])
+            batches[-1].append(i)
+        if len(batches) == 1 or self.workers == 1:
+            pooled = [self._run([ids[i] for i in b]) for b in batches]
+        else:
+            pooled = list(self._executor().map(self._run, [[ids[i] for i in b] for b in batches]))
+        out = np.empty((len(texts), pooled[0].shape[1]), dtype=np.float32)
+        for batch, vectors in zip(batches, pooled):
+            out[batch] = vectors
+        return _normalise(out)
+
+    def _run(self, rows: list[list[int]]) -> Vector:
+        """Mean of the last hidden state over each row's real tokens."""
+        width = max(len(r) for r in rows)
+        input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for k, r in enumerate(rows):
+            input_ids[k, : len(r)] = r
+            mask[k, : len(r)] = 1
+        feed = {"input_ids": input_ids}
+        if "attention_mask" in self.inputs:
+            feed["attention_mask"] = mask
+        if "token_type_ids" in self.inputs:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        hidden = self.session.run(None, feed)[0]
+        summed = np.einsum("btd,bt->bd", hidden, mask.astype(hidden.dtype))
+        return (summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)).astype(np.float32)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="headroom-embed")
+            return self._pool
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _normalise(matrix: Vector) -> Vector:
