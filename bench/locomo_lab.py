@@ -1,6 +1,7 @@
 """Ranking ideas on LoCoMo, tried offline against a replica of the engine's hybrid search.
 
-    python -m bench.locomo_lab                 # every experiment, ~2 min on 2 cores (cached embeddings)
+    python -m bench.locomo_lab                 # sessions 2-3 experiments, ~2 min on 2 cores (cached embeddings)
+    python -m bench.locomo_lab --only rocchio,diversity,adaptive,vecwindow,vecheldout   # session 4, ~14 min
     python -m bench.locomo_lab --only fusion,window
 
 Why a replica: trying a ranking idea through the engine means a new store per idea. Here the
@@ -66,6 +67,7 @@ class Lab:
         self._dbs: dict[tuple[Any, ...], tuple[sqlite3.Connection, dict[int, str]]] = {}
         self._docs: dict[str, dict[str, np.ndarray]] = {}
         self.rows: list[dict[str, Any]] = []
+        self._norms: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
 
     # -- keyword side ------------------------------------------------------------------
     def fts(self, before: int = 2, after: int = 1, columns: bool = False) -> tuple[sqlite3.Connection, dict[int, str]]:
@@ -131,6 +133,41 @@ class Lab:
         sims = [self._docs[name][c.sample_id] @ q for name in doc_sets]
         s = sims[0] if len(sims) == 1 else (np.max(sims, 0) if combine == "max" else np.mean(sims, 0))
         return dict(zip(self.ids[c.sample_id], s.tolist()))
+
+    def window_cosines(self, c: Conversation, vec: dict[str, float], before: int, after: int,
+                       mode: str = "meancos") -> dict[str, float]:
+        """Query-time window of vectors, no new embedding: (own cosine + window score) / 2,
+        where the window is the memory and its same-session neighbours ``before`` back and
+        ``after`` on, and its score is the mean of their cosines (``meancos``) or their sum
+        over the norm of their summed vectors (``norm``, the cosine with the window's mean
+        vector). Needs every cosine of the user, which the brute-force index computes anyway."""
+        turns = c.turns
+        s = np.array([vec[t.dia_id] for t in turns])
+        ses = np.array([t.session for t in turns])
+        n = len(s)
+        tot, cnt = s.copy(), np.ones(n)
+        for d in [*range(-before, 0), *range(1, after + 1)]:
+            j = np.arange(n) + d
+            ok = (j >= 0) & (j < n)
+            ok[ok] &= ses[j[ok]] == ses[ok]
+            tot[ok] += s[j[ok]]
+            cnt[ok] += 1
+        if mode == "norm":
+            key = ("norm", before, after)
+            norms = self._norms.setdefault(key, {})
+            if c.sample_id not in norms:
+                D = self._docs["speaker"][c.sample_id]
+                summed = D.copy()
+                for d in [*range(-before, 0), *range(1, after + 1)]:
+                    j = np.arange(n) + d
+                    ok = (j >= 0) & (j < n)
+                    ok[ok] &= ses[j[ok]] == ses[ok]
+                    summed[ok] += D[j[ok]]
+                norms[c.sample_id] = np.linalg.norm(summed, axis=1)
+            win = tot / norms[c.sample_id]
+        else:
+            win = tot / cnt
+        return dict(zip(self.ids[c.sample_id], ((s + win) / 2).tolist()))
 
     # -- scoring -----------------------------------------------------------------------
     def evaluate(self, experiment: str, setting: str, rank: Callable[[Conversation, dict[str, Any]], Ranked]) -> dict[str, Any]:
@@ -247,9 +284,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         docs = kw.pop("docs", ("speaker",))
         combine = kw.pop("combine", "mean")
         sides = kw.pop("sides", "both")
+        vwin = kw.pop("vwin", None)  # (before, after, mode): query-time window of vectors
         boosts = {k: kw.pop(k) for k in ("entity", "date") if k in kw}
         text_kw = {k: kw.pop(k) for k in ("before", "after", "weights") if k in kw}
         vec = lab.cosines(c, query, docs, combine) if sides != "text" else {}
+        if vwin and vec:
+            vec = lab.window_cosines(c, vec, *vwin)
         text = lab.text_hits(c, query, **text_kw) if sides != "vector" else []
         return ids(boosted(lab, c, qa["question"], fuse(vec, text, **kw), **boosts))
 
@@ -366,6 +406,119 @@ def main(argv: Sequence[str] | None = None) -> None:
         for m, fb, beta in ((5, 3, 0.2), (10, 5, 0.2), (3, 2, 0.3)):
             lab.evaluate("prf", f"pseudo-relevance feedback: {m} terms of the top {fb}, weight {beta}",
                          lambda c, qa, m=m, fb=fb, beta=beta: prf(c, qa, m, fb, beta))
+    # -- session 4 (helper): vector-side feedback, diversity, adaptive fusion, window of vectors
+    def boosted_run(c: Conversation, qa: dict[str, Any], vec: dict[str, float], wv: float = 0.5,
+                    **boosts: float) -> list[tuple[str, float]]:
+        return boosted(lab, c, qa["question"], fuse(vec, lab.text_hits(c, q(c, qa)), wv=wv), **boosts)
+
+    if "rocchio" in only:
+        # vector-side pseudo-relevance feedback: q' = normalise(q + beta * mean of the top-m
+        # results' vectors), the vector side scored again with q' (no second embedding or
+        # FTS5 query)
+        def rocchio(c: Conversation, qa: dict[str, Any], m: int, beta: float, src: str) -> Ranked:
+            query = q(c, qa)
+            first = boosted_run(c, qa, lab.cosines(c, query))
+            if src == "fused":
+                first = fuse(lab.cosines(c, query), lab.text_hits(c, query))
+            D = lab._docs["speaker"][c.sample_id]
+            row = {d: i for i, d in enumerate(lab.ids[c.sample_id])}
+            v = np.asarray(emb.embed_query(query)) + beta * D[[row[d] for d, _ in first[:m]]].mean(0)
+            v = v / np.linalg.norm(v)
+            return ids(boosted_run(c, qa, dict(zip(lab.ids[c.sample_id], (D @ v).tolist()))))
+        for src in ("boosted", "fused"):
+            for m in (1, 2, 3):
+                for beta in (0.3, 0.5, 1.0):
+                    lab.evaluate("rocchio", f"top {m} of the {src} ranking, beta {beta}",
+                                 lambda c, qa, m=m, b=beta, s=src: rocchio(c, qa, m, b, s))
+    if "diversity" in only:
+        # greedy re-ranking of the top 40: score - penalty against the memories already picked
+        def greedy(c: Conversation, qa: dict[str, Any], pen: Callable[..., float], fixed: int = 0) -> Ranked:
+            ranked = boosted_run(c, qa, lab.cosines(c, q(c, qa)))
+            score = dict(ranked)
+            head, tail = [d for d, _ in ranked[:40]], [d for d, _ in ranked[40:]]
+            sel, rest = head[:fixed], head[fixed:]
+            while rest:
+                best = max(range(len(rest)), key=lambda k: (score[rest[k]] - pen(c, rest[k], sel), -k))
+                sel.append(rest.pop(best))
+            return sel + tail
+
+        def mmr(mu: float) -> Callable[..., float]:
+            def p(c: Conversation, d: str, sel: list[str]) -> float:
+                if not sel:
+                    return 0.0
+                D = lab._docs["speaker"][c.sample_id]
+                row = {x: i for i, x in enumerate(lab.ids[c.sample_id])}
+                return mu * float(np.max(D[[row[x] for x in sel]] @ D[row[d]]))
+            return p
+
+        def adjacent(pv: float, w: int) -> Callable[..., float]:
+            def p(c: Conversation, d: str, sel: list[str]) -> float:
+                t, turns = lab.pos[c.sample_id][d], lab.pos[c.sample_id]
+                near = any(turns[x].session == t.session and abs(turns[x].index - t.index) <= w for x in sel)
+                return pv if near else 0.0
+            return p
+        for mu in (0.1, 0.2, 0.3, 0.5):
+            lab.evaluate("diversity", f"MMR on memory vectors over the top 40, score - {mu} x max cosine",
+                         lambda c, qa, mu=mu: greedy(c, qa, mmr(mu)))
+        for w in (1, 2):
+            for pv in (0.05, 0.1, 0.2):
+                lab.evaluate("diversity", f"- {pv} when within {w} turns (same session) of a higher pick",
+                             lambda c, qa, w=w, pv=pv: greedy(c, qa, adjacent(pv, w)))
+        lab.evaluate("diversity", "top 5 kept, MMR 0.3 below", lambda c, qa: greedy(c, qa, mmr(0.3), fixed=5))
+        lab.evaluate("diversity", "top 5 kept, - 0.1 within 1 turn below",
+                     lambda c, qa: greedy(c, qa, adjacent(0.1, 1), fixed=5))
+    if "adaptive" in only:
+        # vector weight by how much the keyword side has to go on
+        def gap(c: Conversation, qa: dict[str, Any]) -> float:
+            h = [s for _, s in lab.text_hits(c, q(c, qa))]
+            return 1.0 if len(h) < 2 else (h[0] - h[min(9, len(h) - 1)]) / (h[0] + 1e-9)
+        for short in (0.7, 1.0):
+            for cut in (2, 3):
+                lab.evaluate("adaptive", f"vector weight {short} when <= {cut} query terms (else 0.5)",
+                             lambda c, qa, s=short, k=cut: hybrid(
+                                 c, qa, wv=s if len(lab.query_terms(q(c, qa))) <= k else 0.5))
+        for thr in (0.2, 0.3):
+            lab.evaluate("adaptive", f"vector weight 1.0 when BM25 top-1 minus top-10 < {thr} x top-1",
+                         lambda c, qa, t=thr: hybrid(c, qa, wv=1.0 if gap(c, qa) < t else 0.5))
+    if "vecwindow" in only:
+        for b, a in ((1, 1), (2, 1), (2, 2)):
+            for mode in ("meancos", "norm"):
+                for wv in (0.5, 0.6, 0.7, 0.8):
+                    lab.evaluate("vecwindow", f"p{b}n{a} {mode}, vector weight {wv}",
+                                 lambda c, qa, b=b, a=a, m=mode, w=wv: hybrid(c, qa, vwin=(b, a, m), wv=w))
+        for b, a, mode, wv in ((2, 1, "meancos", 0.6), (2, 1, "meancos", 0.8), (2, 2, "norm", 0.7)):
+            for ew in (0.25, 0.3):
+                lab.evaluate("vecwindow", f"p{b}n{a} {mode}, vector weight {wv}, entity_weight {ew}",
+                             lambda c, qa, b=b, a=a, m=mode, w=wv, e=ew: hybrid(c, qa, vwin=(b, a, m), wv=w, entity=e))
+        lab.evaluate("vecwindow", "p2n1 meancos, vector weight 0.6, vector only",
+                     lambda c, qa: hybrid(c, qa, vwin=(2, 1, "meancos"), sides="vector"))
+    if "vecheldout" in only:
+        # pick window / vector weight / entity weight on conversations 1-5 (highest R@10 with
+        # category 5 >= keyword-only without boosts there), look at 6-10
+        full = lab.convs
+        grid = [(b, a, m, wv, ew) for b, a in ((1, 1), (2, 1), (2, 2)) for m in ("meancos", "norm")
+                for wv in (0.5, 0.6, 0.7, 0.8) for ew in (0.2, 0.25, 0.3)]
+        picked: dict[str, Any] = {}
+        for half, part in (("conversations 1-5", full[:5]), ("conversations 6-10", full[5:])):
+            lab.convs = list(part)
+            kw_plain = lab.evaluate("vecheldout", f"{half}: keyword only, no boosts (-plain)",
+                                    lambda c, qa: hybrid(c, qa, sides="text", entity=0.0, date=0.0))
+            lab.evaluate("vecheldout", f"{half}: keyword only", lambda c, qa: hybrid(c, qa, sides="text"))
+            lab.evaluate("vecheldout", f"{half}: engine defaults, hybrid", hybrid)
+            if not picked:
+                best = None
+                for g in grid:
+                    row = lab.evaluate("vecheldout", f"{half}: p{g[0]}n{g[1]} {g[2]}, vector weight {g[3]}, entity_weight {g[4]}",
+                                       lambda c, qa, g=g: hybrid(c, qa, vwin=g[:3], wv=g[3], entity=g[4]))
+                    if row["cat5"][0] >= kw_plain["cat5"][0] and (best is None or row["cat1-4"][1] > best[0]["cat1-4"][1]):
+                        best = (row, g)
+                assert best is not None
+                picked = {"grid": best[1]}
+            else:
+                g = picked["grid"]
+                lab.evaluate("vecheldout", f"{half}: picked on 1-5: p{g[0]}n{g[1]} {g[2]}, vector weight {g[3]}, entity_weight {g[4]}",
+                             lambda c, qa, g=g: hybrid(c, qa, vwin=g[:3], wv=g[3], entity=g[4]))
+        lab.convs = full
     emb.save()
     write_json(args.out, {"machine": machine_info(),
                           "command": "python -m bench.locomo_lab " + " ".join(
