@@ -11,8 +11,8 @@ per-round ratios are reported, with the load average.
 - old: ``fastembed.TextEmbedding`` (``fastembed_local_model``) as ``FastEmbedEmbedder`` used it
   before: texts sorted by character length, ``embed(batch_size=32)``, onnxruntime's default
   intra-op threads, rows re-normalised.
-- new: ``FastEmbedEmbedder()``: sorted by token count, batches of <= 256 padded tokens run
-  side by side on single-threaded onnxruntime calls.
+- new: ``FastEmbedEmbedder()``: one tokenization, sorted by token count, batches of <= 256
+  padded tokens, one onnxruntime call at a time (default intra-op threads).
 
 Texts, fed ``--chunk`` (100) at a time as ``add_many`` does: the latency benchmark's ingest
 texts (``bench.latency.make_texts``) and LoCoMo turns (text + image caption, as
@@ -191,8 +191,8 @@ def write_md(result: dict[str, Any], path: Path) -> None:
         "old = `fastembed.TextEmbedding` on the local folder as `FastEmbedEmbedder` used it "
         "before (texts sorted by characters, `embed(batch_size=32)`, onnxruntime's default "
         "intra-op threads with spinning). new = `FastEmbedEmbedder()`: one tokenization, sorted by "
-        "token count, batches of <= 256 padded tokens (and <= 32 texts), run side by side "
-        "on single-threaded onnxruntime calls of one shared session.",
+        "token count, batches of <= 256 padded tokens (and <= 32 texts), one onnxruntime call "
+        "at a time with its default intra-op threads.",
         "",
     ]
     path.write_text("\n".join(lines))

@@ -1,5 +1,5 @@
 """The local-model path of ``FastEmbedEmbedder`` (own tokenization, length-sorted batches run
-side by side on onnxruntime) gives fastembed's vectors, in the order given. Real model."""
+batches cut by token count) gives fastembed's vectors, in the order given. Real model."""
 
 from __future__ import annotations
 
@@ -75,13 +75,13 @@ def test_order_preserved_with_shuffled_lengths(
     texts = [" ".join(rng.choice(["alpha", "beta", "gamma", "delta"]) for _ in range(n))
              for n in rng.choices(range(1, 120), k=40)] + TEXTS
     rng.shuffle(texts)
-    got = embedder.embed_documents(texts)  # many batches, run side by side
+    got = embedder.embed_documents(texts)  # many batches
     one_by_one = np.stack([embedder.embed_documents([t])[0] for t in texts])
     assert (got * one_by_one).sum(axis=1).min() >= 0.999
     assert (got * reference(texts)).sum(axis=1).min() >= 0.999
 
 
-def test_single_worker_gives_the_same_vectors(embedder: FastEmbedEmbedder) -> None:
+def test_one_thread_and_small_batches_give_the_same_vectors(embedder: FastEmbedEmbedder) -> None:
     serial = FastEmbedEmbedder(embedder.source, threads=1, batch_size=4)
     assert (serial.embed_documents(TEXTS) * embedder.embed_documents(TEXTS)).sum(axis=1).min() >= 0.999
 

@@ -16,8 +16,7 @@ With none of these available, ``EmbedderUnavailableError`` says how to get one.
 
 A local model folder (1 and 2) is run by ``_LocalOnnxModel``: fastembed's tokenizer settings
 and the same ONNX model, mean pooling and L2 normalisation, but batches cut by token count
-and run side by side on single-threaded onnxruntime calls (see ``FastEmbedEmbedder``). A hub
-model (3) goes through fastembed's ``TextEmbedding``.
+(see ``FastEmbedEmbedder``). A hub model (3) goes through fastembed's ``TextEmbedding``.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -104,21 +102,19 @@ class FastEmbedEmbedder:
     """Sentence embeddings from a local ONNX model (default: all-MiniLM-L6-v2, int8, 384-d).
 
     Local model folder: ``embed_documents`` tokenizes all texts once, sorts them by token
-    count, cuts the sorted list into model batches of at most ``batch_size`` texts and
-    ``TOKENS_PER_BATCH`` padded tokens (each batch is padded to its longest text), and runs
-    ``threads`` batches at a time, each a single-threaded onnxruntime call (one shared
-    session). ``threads`` defaults to the usable cores. Against fastembed's own path (what
-    this class ran before: one call at a time over onnxruntime's spinning intra-op threads),
-    same process, alternating, calls of 100 texts, 2 cores (``python -m bench.embed_throughput``):
+    count and cuts the sorted list into model batches of at most ``batch_size`` texts and
+    ``TOKENS_PER_BATCH`` padded tokens (each batch is padded to its longest text). ``threads``
+    is onnxruntime's intra-op threads (default: its own choice, the physical cores). Against
+    fastembed's own path (what this class ran before: texts sorted by characters, batches of
+    32), each in its own process, 2 idle cores, calls of 100 of the latency benchmark's
+    ingest texts: ~340 -> ~440-450 texts/s, one query ~3.6-4.0 ms p50 both.
 
-    - machine idle: the latency benchmark's ingest texts ~360 -> ~470 texts/s (x1.3);
-    - a neighbour on part of a core (load 1.8-2.9): ingest 325 -> 441/s (x1.46), LoCoMo
-      turns 53 -> 103/s (x1.9);
-    - a neighbour on a whole core (load 2.9-3.3): ingest 120 -> 242/s (x2.0), LoCoMo
-      49 -> 103/s (x2.2), one query 12.3 -> 5.0 ms p50.
-
-    One text (``embed_query``) runs on one thread: on an idle machine that is ~4.7 ms p50
-    against ~3-4 ms for the old two-thread call. Vectors equal fastembed's (cosine >= 0.9999).
+    On a busy machine pass ``threads=1``: two spinning intra-op threads slow down sharply
+    when other work takes a core (``python -m bench.embed_throughput`` measures that case).
+    Running batches side by side on single-threaded calls was measured too: as fast for
+    batches on idle cores and about twice as fast when a core is taken, but a single text
+    (every query) took ~5.3 ms instead of ~3.6-4.0 ms on idle cores, so it is not the
+    default. Vectors equal fastembed's (cosine >= 0.9999).
 
     Hub model (``model_name=``): fastembed's ``TextEmbedding`` with ``threads`` intra-op
     threads, texts sorted by length and embedded in batches of ``batch_size``.
@@ -142,7 +138,7 @@ class FastEmbedEmbedder:
             _check_model_dir(folder)
             self._name = LOCAL_MODEL_NAME
             self._dim = dimension or LOCAL_MODEL_DIM
-            self._local: _LocalOnnxModel | None = _LocalOnnxModel(folder, workers=threads)
+            self._local: _LocalOnnxModel | None = _LocalOnnxModel(folder, threads=threads)
             self._model: Any = None
             self.source = str(folder)
             return
@@ -239,15 +235,13 @@ class _LocalOnnxModel:
 
     TOKENS_PER_BATCH = 256  # padded tokens per model batch (rows x longest row)
 
-    def __init__(self, folder: Path, workers: int | None = None) -> None:
+    def __init__(self, folder: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
         from fastembed.common.preprocessor_utils import load_tokenizer
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # One thread per call: batches run side by side instead of splitting each operator
-        # over spinning threads, which also degrades gently when other work takes a core.
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = max(0, threads or 0)  # 0: onnxruntime's choice
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(
             str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
@@ -256,9 +250,6 @@ class _LocalOnnxModel:
         tokenizer, _ = load_tokenizer(folder)
         tokenizer.no_padding()  # each batch is padded here, to its own longest text
         self.tokenizer = tokenizer
-        self.workers = max(1, workers or _usable_cores())
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
 
     def embed(self, texts: list[str], batch_size: int) -> Vector:
         encodings = self.tokenizer.encode_batch(texts)
@@ -270,10 +261,7 @@ class _LocalOnnxModel:
             if batches[-1] and (rows > batch_size or rows * len(ids[i]) > self.TOKENS_PER_BATCH):
                 batches.append([])
             batches[-1].append(i)
-        if len(batches) == 1 or self.workers == 1:
-            pooled = [self._run([ids[i] for i in b]) for b in batches]
-        else:
-            pooled = list(self._executor().map(self._run, [[ids[i] for i in b] for b in batches]))
+        pooled = [self._run([ids[i] for i in batch]) for batch in batches]
         out = np.empty((len(texts), pooled[0].shape[1]), dtype=np.float32)
         for batch, vectors in zip(batches, pooled):
             out[batch] = vectors
@@ -295,19 +283,6 @@ class _LocalOnnxModel:
         hidden = self.session.run(None, feed)[0]
         summed = np.einsum("btd,bt->bd", hidden, mask.astype(hidden.dtype))
         return (summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)).astype(np.float32)
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="headroom-embed")
-            return self._pool
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _normalise(matrix: Vector) -> Vector:
