@@ -1,5 +1,5 @@
-"""The local-model path of ``FastEmbedEmbedder`` (own tokenization, length-sorted batches run
-batches cut by token count) gives fastembed's vectors, in the order given. Real model."""
+"""The local-model path of ``FastEmbedEmbedder`` (own tokenization, batches cut by token
+count) gives fastembed's vectors, in the order given. Real model."""
 
 from __future__ import annotations
 
