@@ -962,11 +962,14 @@ class ChromaVectorIndex:
                 )
                 for n, got_ids, got_d in zip(big, res["ids"] or [], res.get("distances") or []):
                     near[n] = (got_ids, got_d)
+            masks: dict[ScopeQuery, np.ndarray] = {}  # a batch mostly shares one scope
             for n, (row, scope) in enumerate(zip(rows, scopes)):
                 cache = caches[scope.user_id]
                 if cache is None:
                     continue
-                mask = cache.mask(scope, None)
+                mask = masks.get(scope)
+                if mask is None:
+                    mask = masks[scope] = cache.mask(scope, None)
                 hit = None
                 if n in near:
                     hit = self._hnsw_pick(row, 1, cache, mask, *near[n], fetch)
