@@ -243,6 +243,9 @@ class _LocalOnnxModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = max(0, threads or 0)  # 0: onnxruntime's choice
         options.inter_op_num_threads = 1
+        # Idle threads sleep instead of spinning: a spinning pool takes the CPU the keyword
+        # search (beside the query embedding) and the Chroma writer (beside a batch) need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )
