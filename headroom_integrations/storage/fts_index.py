@@ -89,7 +89,7 @@ class FTS5TextIndex:
         self.context_weight = float(context_weight)
         self._user_sizes: dict[str, tuple[int, float]] = {}
         self._too_common: dict[str, tuple[bool, float]] = {}
-        self._sizes_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
         self.table = table
         self.map_table = f"{table}_ids"
         with db.transaction() as conn:
@@ -242,7 +242,7 @@ class FTS5TextIndex:
         now = time.monotonic()
         kept = []
         for term in terms:
-            with self._sizes_lock:
+            with self._counts_lock:
                 hit = self._too_common.get(term)
             if hit is not None and now - hit[1] < _TERM_TTL_S:
                 common = hit[0]
@@ -253,7 +253,7 @@ class FTS5TextIndex:
                     (f"{_TEXT_COLUMNS}: {_or([term])}", self.max_term_docs + 1),
                 )
                 common = got is None or int(got[0]) > self.max_term_docs
-                with self._sizes_lock:
+                with self._counts_lock:
                     if len(self._too_common) > 50_000:
                         self._too_common.clear()
                     self._too_common[term] = (common, now)
@@ -300,7 +300,7 @@ class FTS5TextIndex:
     def _user_size(self, user_id: str, cap: int) -> int:
         """How many rows ``user_id`` has in the index (counted up to ``cap + 1``)."""
         now = time.monotonic()
-        with self._sizes_lock:
+        with self._counts_lock:
             hit = self._user_sizes.get(user_id)
         if hit is not None and now - hit[1] < 30.0:
             return hit[0]
@@ -310,7 +310,7 @@ class FTS5TextIndex:
             (f'owner:"{owner_token(user_id)}"', cap + 1),
         )
         size = int(got[0]) if got else 0
-        with self._sizes_lock:
+        with self._counts_lock:
             if len(self._user_sizes) > 10_000:
                 self._user_sizes.clear()
             self._user_sizes[user_id] = (size, now)
@@ -327,6 +327,6 @@ class FTS5TextIndex:
         with self.db.transaction() as conn:
             conn.execute(f"DELETE FROM {self.table}")
             conn.execute(f"DELETE FROM {self.map_table}")
-        with self._sizes_lock:
+        with self._counts_lock:
             self._user_sizes.clear()
             self._too_common.clear()
