@@ -19,12 +19,15 @@ and date boosts off (``entity_weight=0``, ``date_weight=0``): pure retrieval.
 
 Variants (``--variants``), both the stock ``SyncHierarchicalMemory``:
 - ``baseline``: the ranking before score fusion (``fusion="rrf"``, weights 1/1, no query
-  word left out, no entity or date boost) and the turn text (+ image caption) as content,
-  no ``search_text``;
+  word left out, no entity or date boost, no vector context window) and the turn text
+  (+ image caption) as content, no ``search_text``;
 - ``tuned``: ``bench.tuned`` - default ``MemoryConfig`` (score fusion, text 1.0 / vector
-  0.5, ``common_term_ratio`` 0.7, ``entity_weight`` 0.2, ``date_weight`` 0.5,
-  ``search_text_weight`` 0.5), content "Speaker: text", ``search_text`` = session date +
-  neighbouring turns.
+  0.8, ``common_term_ratio`` 0.7, ``entity_weight`` 0.25, ``date_weight`` 0.5,
+  ``search_text_weight`` 0.5, vector context 2 before / 1 after), content "Speaker: text",
+  ``search_text`` = session date + neighbouring turns. A session's turns share its date as
+  ``valid_from`` and sessions are at least 28 hours apart, so the vector context window
+  (which ends at a pause of more than ``vector_context_gap_minutes``, 60) stays inside a
+  session.
 
 Nothing reads answers or evidence except the scoring. The top-k lists are prefixes of one
 top-25 search per question and method (the engine's candidate pool is then
@@ -171,7 +174,8 @@ def _stock_engine(db_path: str, embedder: Any, **config: Any) -> Any:
 
 
 BASELINE_CONFIG = {"fusion": "rrf", "vector_weight": 1.0, "text_weight": 1.0,
-                   "common_term_ratio": 1.0, "entity_weight": 0.0, "date_weight": 0.0}
+                   "common_term_ratio": 1.0, "entity_weight": 0.0, "date_weight": 0.0,
+                   "vector_context_before": 0, "vector_context_after": 0}
 
 
 def get_variant(name: str) -> Variant:
@@ -179,8 +183,8 @@ def get_variant(name: str) -> Variant:
         return Variant(
             "baseline",
             "stock engine with the old ranking (fusion='rrf', k=60, weights 1/1, every query "
-            "word kept: common_term_ratio=1.0); content = turn text (+ image caption), no "
-            "search_text",
+            "word kept: common_term_ratio=1.0, vector score = own cosine); content = turn "
+            "text (+ image caption), no search_text",
             plain_content,
             _stock_engine,
             config=dict(BASELINE_CONFIG),

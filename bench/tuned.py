@@ -59,27 +59,23 @@ def drop_speaker_names(question: str, conv: Any) -> str:
     return kept if re.search(r"\w", kept) else question
 
 
-NAMES_VECTOR_WEIGHT = 0.5
-
-
 def variant_names() -> Variant:
     v = variant()
     v.name = "tuned-names"
-    v.description = (v.description + "; queries without the two speaker names; "
-                     f"vector_weight {NAMES_VECTOR_WEIGHT}")
+    v.description = v.description + "; queries without the two speaker names"
     v.rewrite = drop_speaker_names
-    if NAMES_VECTOR_WEIGHT != 0.5:
-        v.config = {"vector_weight": NAMES_VECTOR_WEIGHT}
     return v
 
 
 def variant() -> Variant:
     return Variant(
         "tuned",
-        "stock engine, default MemoryConfig (fusion='score', text 1.0 / vector 0.5, "
+        "stock engine, default MemoryConfig (fusion='score', text 1.0 / vector 0.8, "
         "common_term_ratio 0.7: the speakers' names, on every turn, leave the query; "
-        "entity_weight 0.2: a turn whose speaker the question names ranks higher; date_weight "
-        "0.5: a turn of a session in the period the question names ranks higher); content "
+        "entity_weight 0.25: a turn whose speaker the question names ranks higher; date_weight "
+        "0.5: a turn of a session in the period the question names ranks higher; vector "
+        "context 2 before / 1 after: a turn's vector score is the mean of its cosine and the "
+        "mean cosine of itself, its 2 previous and 1 next turns of the same session); content "
         "'Speaker: text' (+ caption), entity_refs = [speaker], valid_from = session date; "
         "search_text (own FTS5 column, BM25 weight 0.5) = '[session date]' + 2 previous + 1 "
         "next turn of the same session",

@@ -53,7 +53,7 @@ class MemoryConfig(BaseModel):
     fusion: Literal["score", "rrf"] = "score"
     """How hybrid search fuses its two sides: min-max normalised scores, or reciprocal ranks."""
     rrf_k: int = Field(default=60, ge=1)
-    vector_weight: float = Field(default=0.5, ge=0.0)
+    vector_weight: float = Field(default=0.8, ge=0.0)
     text_weight: float = Field(default=1.0, ge=0.0)
     importance_weight: float = Field(default=0.0, ge=0.0)
     recency_weight: float = Field(default=0.0, ge=0.0)
@@ -62,7 +62,7 @@ class MemoryConfig(BaseModel):
     """Query words found in more than this share of the user's memories are left out of
     both sides of a search (a speaker's name on every turn says nothing about which turn
     answers); 1.0 keeps every word. Checked for users with 20 to 5,000 memories."""
-    entity_weight: float = Field(default=0.2, ge=0.0)
+    entity_weight: float = Field(default=0.25, ge=0.0)
     """Added to the relevance of a memory whose ``entity_refs`` include a name the query
     contains (whole words, any case, "Caroline's" counts): "What did Caroline paint?"
     prefers Caroline's memories. A transcript's speaker is the natural entity of a turn.
@@ -71,6 +71,20 @@ class MemoryConfig(BaseModel):
     """Added to the relevance of a memory whose ``valid_from`` falls in the period a query
     names ("on 1 May 2022", "in mid-August 2023", "last week"), give or take 7 days.
     0 turns it off."""
+    vector_context_before: int = Field(default=2, ge=0)
+    """A memory's vector score also counts this many memories written before it in the same
+    conversation (same user, session, agent and turn ids, no pause longer than
+    ``vector_context_gap_minutes``): the score is the mean of its own cosine similarity and
+    the mean similarity of its window. A turn that answers a question seldom repeats the
+    question's words; the turns around it often do. 0 and ``vector_context_after`` 0 rank by
+    the memory's own similarity alone. ``SearchResult.similarity`` and ``min_similarity``
+    are always the memory's own cosine."""
+    vector_context_after: int = Field(default=1, ge=0)
+    """The memories written after it that a memory's vector score counts (see
+    ``vector_context_before``)."""
+    vector_context_gap_minutes: float = Field(default=60.0, ge=0.0)
+    """Consecutive memories further apart than this in ``valid_from`` belong to different
+    conversations and are not each other's context."""
     search_text_weight: float = Field(default=0.5, ge=0.0)
     """BM25 weight of a memory's ``search_text`` (its context) against 1.0 for its content:
     a word the memory itself says counts more than one from the turns around it."""

@@ -40,7 +40,16 @@ from .models import (
 from .entities import QueryNames
 from .query_dates import query_period
 from .query_words import strip_words
-from .ports import Embedder, IndexedDoc, MemoryCache, ScopeQuery, TextIndex, Vector, VectorIndex
+from .ports import (
+    ContextWindow,
+    Embedder,
+    IndexedDoc,
+    MemoryCache,
+    ScopeQuery,
+    TextIndex,
+    Vector,
+    VectorIndex,
+)
 from .ranking import Candidate, FusionWeights, recency_factor, relevance
 from .validation import check_id, check_importance, check_text, check_top_k
 
@@ -146,6 +155,8 @@ class SyncHierarchicalMemory:
             entity=config.entity_weight,
             date=config.date_weight,
         )
+        window = ContextWindow(config.vector_context_before, config.vector_context_after)
+        self._context_window: ContextWindow | None = None if window.empty else window
 
     # ------------------------------------------------------------------ opening / closing
     @classmethod
@@ -887,10 +898,10 @@ class SyncHierarchicalMemory:
         query = self._without_common_terms(query, scope.user_id)
         candidates: dict[str, Candidate] = {}
         qvec: Vector | None = None
-        vector_hits: list[tuple[str, float]] = []
+        vector_hits: list[tuple[str, float, float]] = []  # (id, rank score, cosine)
         text_hits: list[tuple[str, float]] = []
         need_vector = (mode != "text" or min_similarity is not None) and bool(query.strip())
-        side: Future[tuple[Vector, list[tuple[str, float]]]] | None = None
+        side: Future[tuple[Vector, list[tuple[str, float, float]]]] | None = None
         if need_vector and mode == "hybrid":
             side = self._submit_side(self._vector_side, query, n, scope, cats, True)
         if need_vector and side is None:
@@ -904,8 +915,8 @@ class SyncHierarchicalMemory:
                 raise
         if side is not None:
             qvec, vector_hits = side.result()
-        for rank, (mid, sim) in enumerate(vector_hits, 1):
-            candidates[mid] = Candidate(mid, vector_rank=rank, similarity=sim)
+        for rank, (mid, score, sim) in enumerate(vector_hits, 1):
+            candidates[mid] = Candidate(mid, vector_rank=rank, similarity=sim, vector_score=score)
         for rank, (mid, bm25) in enumerate(text_hits, 1):
             cand = candidates.setdefault(mid, Candidate(mid))
             cand.text_rank = rank
@@ -975,10 +986,18 @@ class SyncHierarchicalMemory:
         scope: ScopeQuery,
         cats: list[str] | None,
         with_hits: bool,
-    ) -> tuple[Vector, list[tuple[str, float]]]:
-        """The query embedding and (``with_hits``) the ``n`` most similar visible memories."""
+    ) -> tuple[Vector, list[tuple[str, float, float]]]:
+        """The query embedding and (``with_hits``) the ``n`` best visible memories of the
+        vector side: (id, rank score, cosine), ranked in their context
+        (``MemoryConfig.vector_context_before``) when the index can, else by cosine."""
         qvec = self.embed_query(query)
-        return qvec, (self.vector_index.query(qvec, n, scope, cats) if with_hits else [])
+        if not with_hits:
+            return qvec, []
+        window = self._context_window
+        in_context = getattr(self.vector_index, "query_in_context", None)
+        if window is not None and in_context is not None:
+            return qvec, list(in_context(qvec, n, scope, cats, window))
+        return qvec, [(mid, sim, sim) for mid, sim in self.vector_index.query(qvec, n, scope, cats)]
 
     def _submit_side(self, fn: Any, *args: Any) -> Future[Any] | None:
         """``fn(*args)`` started on the engine's worker threads, or None when it must run on

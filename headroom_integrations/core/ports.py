@@ -92,6 +92,9 @@ class IndexedDoc:
     context: str = ""
     """The memory's ``search_text`` (empty when none): keyword-only context, indexed by the
     keyword index in its own column, weighed below the content."""
+    valid_from: float | None = None
+    """When the memory became true, in seconds since the epoch (a vector index uses it to
+    tell where one conversation ends: see ``ContextWindow``)."""
 
     @classmethod
     def of(cls, record: MemoryRecord) -> IndexedDoc:
@@ -105,7 +108,30 @@ class IndexedDoc:
             turn_id=record.turn_id,
             category=record.category.value,
             is_current=record.is_current,
+            valid_from=record.valid_from.timestamp(),
         )
+
+
+@dataclass(frozen=True)
+class ContextWindow:
+    """Which neighbours of a memory count as its context in a vector search.
+
+    A memory's neighbours are the memories of the same user and the same session, agent and
+    turn ids, in the order they were written, as long as no two consecutive ones are
+    further apart in ``valid_from`` than the index's gap (``MemoryConfig.
+    vector_context_gap_minutes``: a longer pause starts a new conversation). With
+    a window, a memory's vector score is the mean of its own cosine similarity and the mean
+    similarity of itself, its ``before`` previous and ``after`` next neighbours: a turn
+    that answers a question rarely repeats the question's words, the turns around it often
+    do.
+    """
+
+    before: int = 2
+    after: int = 1
+
+    @property
+    def empty(self) -> bool:
+        return self.before <= 0 and self.after <= 0
 
 
 @runtime_checkable
@@ -193,6 +219,11 @@ class VectorIndex(Protocol):
     ) -> list[tuple[str, float]]:
         """Up to ``k`` (id, cosine similarity) pairs visible from ``scope``, most similar first."""
         ...
+
+    # Optional (the engine checks with ``getattr``): ``query_in_context(vector, k, scope,
+    # categories, window: ContextWindow) -> list[tuple[str, float, float]]``, up to ``k``
+    # (id, context score, cosine similarity) triples visible from ``scope``, best context
+    # score first (see ``ContextWindow``). Without it, a search ranks by cosine alone.
 
     def get_vectors(
         self, memory_ids: Sequence[str], *, user_id: str | None = None

@@ -31,6 +31,9 @@ class Candidate:
     vector_rank: int | None = None
     text_rank: int | None = None
     similarity: float | None = None
+    """Cosine similarity of the memory itself to the query."""
+    vector_score: float | None = None
+    """What the vector side ranked it by, when not ``similarity`` (its context score)."""
     text_score: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -84,17 +87,25 @@ def relevance(candidates: Iterable[Candidate], w: FusionWeights) -> dict[str, fl
     cands = list(candidates)
     if w.fusion == "rrf":
         return {c.id: rrf_score(c, w) for c in cands}
-    v_lo, v_hi = _span(c.similarity for c in cands if c.vector_rank is not None and c.similarity is not None)
+    v_lo, v_hi = _span(v for c in cands if (v := _vector_value(c)) is not None)
     t_lo, t_hi = _span(c.text_score for c in cands if c.text_rank is not None and c.text_score is not None)
     out: dict[str, float] = {}
     for c in cands:
         score = 0.0
-        if c.vector_rank is not None and c.similarity is not None:
-            score += w.vector * _norm(c.similarity, v_lo, v_hi)
+        v = _vector_value(c)
+        if v is not None:
+            score += w.vector * _norm(v, v_lo, v_hi)
         if c.text_rank is not None and c.text_score is not None:
             score += w.text * _norm(c.text_score, t_lo, t_hi)
         out[c.id] = score
     return out
+
+
+def _vector_value(c: Candidate) -> float | None:
+    """The vector side's score of a candidate it found (None when it did not)."""
+    if c.vector_rank is None:
+        return None
+    return c.vector_score if c.vector_score is not None else c.similarity
 
 
 _FLOOR = 0.05  # being found by a side at all is worth a little: no result scores 0

@@ -52,13 +52,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..core.models import ScopeLevel
-from ..core.ports import IndexedDoc, ScopeQuery, Vector, VectorSyncError
+from ..core.ports import ContextWindow, IndexedDoc, ScopeQuery, Vector, VectorSyncError
 
 logger = logging.getLogger(__name__)
 
 _LEVEL_CODE = {ScopeLevel.USER: 0, ScopeLevel.SESSION: 1, ScopeLevel.AGENT: 2, ScopeLevel.TURN: 3}
 _PAGE = 5000
 _ATTEMPTS = 4
+DEFAULT_CONTEXT_GAP_S = 3600.0
+"""Consecutive memories further apart than this in ``valid_from`` are not each other's
+context (``ContextWindow``)."""
 
 
 def _settings() -> Any:
@@ -123,17 +126,25 @@ class LocalVersions:
 class _UserVectors:
     """One user's vectors and scope metadata as arrays (rows can be appended and retired)."""
 
-    def __init__(self, dim: int, version: int, capacity: int = 16) -> None:
+    def __init__(
+        self, dim: int, version: int, capacity: int = 16, gap_s: float = DEFAULT_CONTEXT_GAP_S
+    ) -> None:
         self.version = version
         self.dim = dim
         self.n = 0
         self.live = 0
+        self.gap_s = gap_s
         cap = max(16, capacity)
         self.matrix = np.zeros((cap, dim), dtype=np.float32)
         self.alive = np.zeros(cap, dtype=bool)
         self.current = np.zeros(cap, dtype=bool)
         self.level = np.zeros(cap, dtype=np.int8)
         self.cols = {k: np.zeros(cap, dtype=np.int32) for k in ("session", "agent", "turn", "cat")}
+        self.prev = np.full(cap, -1, dtype=np.int64)
+        """The row written before this one in its conversation (see ``ContextWindow``), or -1."""
+        self.next = np.full(cap, -1, dtype=np.int64)
+        self._tail: dict[tuple[int, int, int], tuple[int, float | None]] = {}
+        """Each conversation thread's (session, agent, turn codes) last row and its valid_from."""
         self.codes: dict[str, int] = {"": 0}
         self.ids: list[str] = []
         self.row: dict[str, int] = {}
@@ -156,9 +167,9 @@ class _UserVectors:
         matrix = np.zeros((new, self.dim), dtype=np.float32)  # untouched pages stay free
         matrix[:n] = self.matrix[:n]
         self.matrix = matrix
-        for name in ("alive", "current", "level"):
+        for name in ("alive", "current", "level", "prev", "next"):
             arr = getattr(self, name)
-            grown = np.zeros(new, dtype=arr.dtype)
+            grown = np.full(new, -1 if name in ("prev", "next") else 0, dtype=arr.dtype)
             grown[:n] = arr[:n]
             setattr(self, name, grown)
         for k, arr in self.cols.items():
@@ -171,6 +182,7 @@ class _UserVectors:
         self._grow(self.n + len(fresh))
         for mid, vec, meta in zip(ids, rows, metas):
             r = self.row.get(mid)
+            fresh_row = r is None
             if r is None:
                 r = self.n
                 self.n += 1
@@ -186,6 +198,18 @@ class _UserVectors:
             self.cols["agent"][r] = self._code(a)
             self.cols["turn"][r] = self._code(t)
             self.cols["cat"][r] = self._code(str(meta.get("category") or ""))
+            if fresh_row:
+                self._link(r, meta.get("valid_from"))
+
+    def _link(self, r: int, valid_from: float | None) -> None:
+        """Make a new row the last of its conversation thread (see ``ContextWindow``)."""
+        key = (int(self.cols["session"][r]), int(self.cols["agent"][r]), int(self.cols["turn"][r]))
+        tail = self._tail.get(key)
+        if tail is not None and valid_from is not None and tail[1] is not None:
+            if abs(valid_from - tail[1]) <= self.gap_s:
+                self.prev[r] = tail[0]
+                self.next[tail[0]] = r
+        self._tail[key] = (r, valid_from)
 
     def set_current(self, ids: Sequence[str], value: bool) -> None:
         for mid in ids:
@@ -242,6 +266,62 @@ class _UserVectors:
         scores = self.matrix[rows] @ q
         order = np.argsort(-scores, kind="stable")[:k]
         return [(self.ids[rows[o]], float(scores[o])) for o in order]
+
+    def in_context(
+        self,
+        q: np.ndarray,
+        mask: np.ndarray,
+        k: int,
+        window: ContextWindow,
+        rows: np.ndarray | None = None,
+    ) -> list[tuple[str, float, float]]:
+        """The ``k`` rows allowed by ``mask`` (of ``rows``, or of all) with the best context
+        score (``ContextWindow``): (id, context score, cosine), best first."""
+        n = self.n
+        cand = np.flatnonzero(mask) if rows is None else rows[mask[rows]]
+        if len(cand) == 0 or k <= 0:
+            return []
+        steps = [(self.prev, window.before), (self.next, window.after)]
+        if rows is None:
+            sims = self.matrix[:n] @ q
+        else:  # only the candidates and their windows: the rest of the matrix stays unread
+            need = [cand]
+            for links, count in steps:
+                cur = cand
+                for _ in range(count):
+                    cur = links[cur[cur >= 0]]
+                    need.append(cur[cur >= 0])
+            needed = np.unique(np.concatenate(need))
+            sims = np.zeros(n, dtype=np.float32)
+            sims[needed] = self.matrix[needed] @ q
+        own = sims[cand]
+        total = own.astype(np.float64)
+        count_in = np.ones(len(cand))
+        for links, count in steps:
+            cur = cand
+            for _ in range(count):
+                cur = np.where(cur >= 0, links[np.maximum(cur, 0)], -1)
+                ok = cur >= 0
+                ok[ok] &= self.alive[cur[ok]]
+                total[ok] += sims[cur[ok]]
+                count_in += ok
+        score = (own + total / count_in) / 2
+        k = min(k, len(cand))
+        part = np.argpartition(-score, k - 1)[:k] if k < len(cand) else np.arange(len(cand))
+        order = part[np.lexsort((part, -score[part]))]  # ties: the earlier row first
+        return [(self.ids[cand[o]], float(score[o]), float(own[o])) for o in order]
+
+    def window_owners(self, rows: np.ndarray, window: ContextWindow) -> np.ndarray:
+        """``rows`` and every row whose context window holds one of them (the rows a hit
+        lifts: the next ones, whose window looks back at it, and the previous ones)."""
+        out = [rows]
+        for links, count in ((self.next, window.before), (self.prev, window.after)):
+            cur = rows
+            for _ in range(count):
+                cur = links[cur]
+                cur = cur[cur >= 0]
+                out.append(cur)
+        return np.unique(np.concatenate(out))
 
     @property
     def size(self) -> int:
@@ -457,8 +537,12 @@ class ChromaVectorIndex:
         write_delay_s: float = 0.5,
         max_write_batch: int = 512,
         close_timeout_s: float | None = 120.0,
+        context_gap_s: float = DEFAULT_CONTEXT_GAP_S,
     ) -> None:
         self.client = client
+        self.context_gap_s = context_gap_s
+        """Consecutive memories further apart than this in ``valid_from`` start a new
+        conversation (``query_in_context``)."""
         self.collection_name = collection_name
         self.versions: VersionClock = versions or LocalVersions()
         self.rows = rows
@@ -477,6 +561,7 @@ class ChromaVectorIndex:
         self.collection = self._open()
         if self.rows is not None and self.rows.is_empty() and self._col("count") > 0:
             self._backfill_rows()
+            self.rows.fill_valid_from()
         self._writer: _ChromaWriter | None = None
         if rows is not None and background_writes:
             self._writer = _ChromaWriter(
@@ -579,7 +664,7 @@ class ChromaVectorIndex:
             # a quarter more room (zero pages: no memory until used), so the writes that
             # follow a load do not copy the matrix into a bigger one at once
             n = len(got[0])
-            cache = _UserVectors(int(got[1].shape[1]), version, n + n // 4 + 16)
+            cache = _UserVectors(int(got[1].shape[1]), version, n + n // 4 + 16, self.context_gap_s)
             cache.put(got[0], got[1], got[2])
             if self._writer is not None and cache.live >= self._hnsw_floor():
                 # written (by any process) but maybe not in Chroma yet
@@ -608,7 +693,7 @@ class ChromaVectorIndex:
         if not ids and dim is None:
             return None
         width = len(rows[0]) if rows else int(dim or 0)
-        cache = _UserVectors(width, version)
+        cache = _UserVectors(width, version, gap_s=self.context_gap_s)
         if ids:
             cache.put(ids, np.asarray(rows, dtype=np.float32), metas)
         return cache
@@ -693,7 +778,8 @@ class ChromaVectorIndex:
         def putter(picks: list[int], pending: bool) -> Any:
             def apply(c: _UserVectors) -> None:
                 ids = [docs[n].id for n in picks]
-                c.put(ids, rows[picks], [self._meta(docs[n]) for n in picks])
+                metas = [{**self._meta(docs[n]), "valid_from": docs[n].valid_from} for n in picks]
+                c.put(ids, rows[picks], metas)
                 if pending:
                     c.pending.update(ids)
 
@@ -886,6 +972,35 @@ class ChromaVectorIndex:
         if min_similarity is not None:
             hits = [h for h in hits if h[1] >= min_similarity]
         return hits
+
+    def query_in_context(
+        self,
+        vector: Vector,
+        k: int,
+        scope: ScopeQuery,
+        categories: Sequence[str] | None = None,
+        window: ContextWindow | None = None,
+    ) -> list[tuple[str, float, float]]:
+        """Up to ``k`` visible (id, context score, cosine similarity) triples, best context
+        score first: a memory scores the mean of its own cosine and its window's mean
+        (``ContextWindow``). Exact for users below ``hnsw_min_vectors``; above, the
+        candidates are the approximate neighbours and the memories whose windows hold one."""
+        window = window or ContextWindow()
+        if k <= 0:
+            return []
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._lock:
+            cache = self._user(scope.user_id)
+            if cache is None:
+                return []
+            mask = cache.mask(scope, categories)
+            rows = None
+            if cache.live >= self.hnsw_min_vectors:
+                hits = self._hnsw(q, k, cache, mask)
+                if hits is not None:
+                    found = np.fromiter((cache.row[i] for i, _ in hits), dtype=np.int64)
+                    rows = cache.window_owners(found, window)
+            return cache.in_context(q, mask, k, window, rows)
 
     def _hnsw(
         self, q: np.ndarray, k: int, cache: _UserVectors, mask: np.ndarray

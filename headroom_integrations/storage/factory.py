@@ -54,6 +54,7 @@ def build_components(
             versions=VectorVersions(db) if db is not None else None,
             rows=SQLiteVectorRows(db) if db is not None else None,
             max_cached_vectors=config.max_cached_vectors,
+            context_gap_s=config.vector_context_gap_minutes * 60.0,
         )
     if embedder is None:
         embedder = config.embedder

@@ -86,11 +86,20 @@ PAINTED = [  # every text the same length: the keyword side ties on "paint"
 ]
 
 
+def _painted() -> list[dict]:
+    """Two people's statements; who said it is the memory's entity, not part of its text.
+    Each was said on its own, two hours apart: no memory is another's conversational context
+    (``vector_context_before``; tests/core/test_context_window.py covers transcripts)."""
+    start = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    return [
+        {"content": f"I painted {what}.", "user_id": "u", "entity_refs": [who],
+         "valid_from": start + timedelta(hours=2 * n)}
+        for n, (who, what) in enumerate(PAINTED)
+    ]
+
+
 def _fill(mem: SyncHierarchicalMemory) -> None:
-    """Two people's turns; who said it is the turn's entity, not part of its text."""
-    mem.add_many(
-        [{"content": f"I painted {what}.", "user_id": "u", "entity_refs": [who]} for who, what in PAINTED]
-    )
+    mem.add_many(_painted())
 
 
 def _speakers(mem: SyncHierarchicalMemory, mode: str) -> list[str]:
@@ -174,9 +183,7 @@ def test_a_named_period_prefers_the_memories_valid_then(tmp_path, embedder) -> N
 async def test_the_async_engine_boosts_the_same(db_path, embedder) -> None:
     mem = await HierarchicalMemory.create(MemoryConfig(db_path=db_path, dedup=False), embedder=embedder)
     try:
-        await mem.add_many(
-            [{"content": f"I painted {what}.", "user_id": "u", "entity_refs": [who]} for who, what in PAINTED]
-        )
+        await mem.add_many(_painted())
         top = await mem.search("What did Melanie paint?", user_id="u", top_k=4)
         assert [r.memory.entity_refs for r in top] == [["Melanie"]] * 4
     finally:
