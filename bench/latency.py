@@ -330,10 +330,19 @@ def measure_store(n: int, layout: str, texts: Sequence[str], queries: Sequence[s
         s = time.perf_counter()
         engine.search(q, user_id=u, top_k=5, mode="text")
         lat["text"].append(time.perf_counter() - s)
-    for q, u in plan:  # cached embedding: vector index time only
+    # cached embedding: vector index time only; its peer, interleaved: the same search
+    # ranked by each memory's own cosine (no context window)
+    lat["vector_no_window"] = []
+    window = getattr(engine, "_context_window", None)
+    for q, u in plan:
         s = time.perf_counter()
         engine.search(q, user_id=u, top_k=5, mode="vector")
         lat["vector"].append(time.perf_counter() - s)
+        engine._context_window = None
+        s = time.perf_counter()
+        engine.search(q, user_id=u, top_k=5, mode="vector")
+        lat["vector_no_window"].append(time.perf_counter() - s)
+        engine._context_window = window
     emb_t = []
     for q, _ in plan[: min(100, len(plan))]:
         s = time.perf_counter()
@@ -409,6 +418,7 @@ def measure_store(n: int, layout: str, texts: Sequence[str], queries: Sequence[s
         "search_cached_p95_ms": ms(lat["hybrid_cached"], 95),
         "text_only_p50_ms": ms(lat["text"], 50),
         "vector_only_cached_embedding_p50_ms": ms(lat["vector"], 50),
+        "vector_only_no_window_p50_ms": ms(lat["vector_no_window"], 50),
         "embed_query_p50_ms": ms(emb_t, 50),
         "inject_p50_ms": ms(lat["inject"], 50) if lat["inject"] else None,
         "inject_p95_ms": ms(lat["inject"], 95) if lat["inject"] else None,
@@ -464,8 +474,11 @@ def markdown(res: dict[str, Any]) -> str:
         "- **sequential** = the peer of steady: other fresh queries, interleaved with the "
         "steady ones, with `parallel_search=False` (query embedding and vector search after "
         "the keyword search instead of beside it, as before session 4).",
+        "- **vector-only** = the steady queries again with `mode=\"vector\"` (query embedding "
+        "cached): the vector index alone, ranked with the context window (the default) and, "
+        "interleaved, by each memory's own cosine (`none`, as before session 5).",
         "",
-        "| N | layout | cold p50 | cold p95 | cold n | steady p50 | steady p95 | sequential p50 | sequential p95 | cached p50 | cached p95 | text-only p50 | vector-only p50 (cached emb.) | embed q p50 | inject p50 | add p50 | add p95 | add p99 / max | add p50 (user loaded / not) | add loop /s | ingest /s | RSS MiB | USS MiB | disk B/mem |",
+        "| N | layout | cold p50 | cold p95 | cold n | steady p50 | steady p95 | sequential p50 | sequential p95 | cached p50 | cached p95 | text-only p50 | vector-only p50 (cached emb.; window / none) | embed q p50 | inject p50 | add p50 | add p95 | add p99 / max | add p50 (user loaded / not) | add loop /s | ingest /s | RSS MiB | USS MiB | disk B/mem |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in res["runs"]:
@@ -475,7 +488,8 @@ def markdown(res: dict[str, Any]) -> str:
             f"{r['search_p50_ms']} | {r['search_p95_ms']} | "
             f"{r.get('sequential_p50_ms', '-')} | {r.get('sequential_p95_ms', '-')} | "
             f"{r['search_cached_p50_ms']} | {r['search_cached_p95_ms']} | {r['text_only_p50_ms']} | "
-            f"{r['vector_only_cached_embedding_p50_ms']} | {r['embed_query_p50_ms']} | "
+            f"{r['vector_only_cached_embedding_p50_ms']} / {r.get('vector_only_no_window_p50_ms', '-')} | "
+            f"{r['embed_query_p50_ms']} | "
             f"{r['inject_p50_ms']} | {r['add_p50_ms']} | {r['add_p95_ms']} | "
             f"{r.get('add_p99_ms', '-')} / {r.get('add_max_ms', '-')} | "
             f"{r.get('add_warm_user_p50_ms', '-')} / {r.get('add_cold_user_p50_ms', '-')} | "

@@ -145,6 +145,8 @@ class _UserVectors:
         self.next = np.full(cap, -1, dtype=np.int64)
         self._tail: dict[tuple[int, int, int], tuple[int, float | None]] = {}
         """Each conversation thread's (session, agent, turn codes) last row and its valid_from."""
+        self._scratch: np.ndarray | None = None
+        """Similarities of one ``in_context`` call (reused: the index lock serialises them)."""
         self.codes: dict[str, int] = {"": 0}
         self.ids: list[str] = []
         self.row: dict[str, int] = {}
@@ -163,6 +165,7 @@ class _UserVectors:
         if need <= cap:
             return
         new = max(need, cap * 2)
+        self._scratch = None
         n = self.n  # rows past n are unused: copy only the used ones
         matrix = np.zeros((new, self.dim), dtype=np.float32)  # untouched pages stay free
         matrix[:n] = self.matrix[:n]
@@ -179,7 +182,7 @@ class _UserVectors:
 
     def put(self, ids: Sequence[str], rows: np.ndarray, metas: Sequence[dict[str, Any]]) -> None:
         fresh = [i for i in ids if i not in self.row]
-        self._grow(self.n + len(fresh))
+        self._grow(self.n + len(fresh) + 1)  # one spare row: see ``in_context``
         for mid, vec, meta in zip(ids, rows, metas):
             r = self.row.get(mid)
             fresh_row = r is None
@@ -276,35 +279,37 @@ class _UserVectors:
         rows: np.ndarray | None = None,
     ) -> list[tuple[str, float, float]]:
         """The ``k`` rows allowed by ``mask`` (of ``rows``, or of all) with the best context
-        score (``ContextWindow``): (id, context score, cosine), best first."""
+        score (``ContextWindow``): (id, context score, cosine), best first. Callers hold the
+        index's lock (calls share a scratch array)."""
         n = self.n
         cand = np.flatnonzero(mask) if rows is None else rows[mask[rows]]
         if len(cand) == 0 or k <= 0:
             return []
-        steps = [(self.prev, window.before), (self.next, window.after)]
-        if rows is None:
-            sims = self.matrix[:n] @ q
-        else:  # only the candidates and their windows: the rest of the matrix stays unread
-            need = [cand]
-            for links, count in steps:
-                cur = cand
-                for _ in range(count):
-                    cur = links[cur[cur >= 0]]
-                    need.append(cur[cur >= 0])
-            needed = np.unique(np.concatenate(need))
-            sims = np.zeros(n, dtype=np.float32)
-            sims[needed] = self.matrix[needed] @ q
-        own = sims[cand]
-        total = own.astype(np.float64)
-        count_in = np.ones(len(cand))
-        for links, count in steps:
+        # the window's rows of each candidate, step by step; -1 (no neighbour) indexes the
+        # last row of the arrays, which is always unused (``_grow`` keeps one spare): its
+        # links are -1, it is not alive, and its similarity is never written (stays 0)
+        steps = []
+        for links, count in ((self.prev, window.before), (self.next, window.after)):
             cur = cand
             for _ in range(count):
-                cur = np.where(cur >= 0, links[np.maximum(cur, 0)], -1)
-                ok = cur >= 0
-                ok[ok] &= self.alive[cur[ok]]
-                total[ok] += sims[cur[ok]]
-                count_in += ok
+                cur = links[cur]
+                steps.append(cur)
+        sims = self._scratch  # only entries written below are read (and the spare row's 0)
+        if sims is None:
+            sims = self._scratch = np.zeros(len(self.alive), dtype=np.float32)
+        if rows is None:
+            np.matmul(self.matrix[:n], q, out=sims[:n])
+        else:  # only the candidates and their windows: the rest of the matrix stays unread
+            needed = np.unique(np.concatenate([cand, *steps]))
+            needed = needed[needed >= 0]
+            sims[needed] = self.matrix[needed] @ q
+        own = sims[cand]
+        total = own.copy()
+        count_in = np.ones(len(cand), dtype=np.float32)
+        for cur in steps:
+            alive = self.alive[cur]
+            total += sims[cur] * alive
+            count_in += alive
         score = (own + total / count_in) / 2
         k = min(k, len(cand))
         part = np.argpartition(-score, k - 1)[:k] if k < len(cand) else np.arange(len(cand))
