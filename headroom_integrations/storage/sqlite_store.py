@@ -358,23 +358,20 @@ class SQLiteMemoryStore:
         )
 
     def iter_all(self, user_id: str | None = None, batch: int = 500) -> Iterator[MemoryRecord]:
-        last = ""
+        """Every memory (of ``user_id``), in the order they were written: a reindex or an
+        export/import keeps each conversation's order (``ContextWindow``)."""
+        last = 0
+        user_sql = " AND user_id = ?" if user_id is not None else ""
         while True:
-            if user_id is None:
-                rows = self.db.fetchall(
-                    f"SELECT {_COLUMNS} FROM memories WHERE id > ? ORDER BY id LIMIT ?",
-                    (last, batch),
-                )
-            else:
-                rows = self.db.fetchall(
-                    f"SELECT {_COLUMNS} FROM memories WHERE user_id = ? AND id > ? "
-                    "ORDER BY id LIMIT ?",
-                    (user_id, last, batch),
-                )
+            rows = self.db.fetchall(
+                f"SELECT rowid, {_COLUMNS} FROM memories WHERE rowid > ?{user_sql} "
+                "ORDER BY rowid LIMIT ?",
+                (last, user_id, batch) if user_id is not None else (last, batch),
+            )
             if not rows:
                 return
             for row in rows:
-                yield self._record(row)
+                yield self._record(row[1:])
             last = rows[-1][0]
 
     def users(self) -> list[str]:

@@ -270,3 +270,19 @@ async def test_the_async_engine_ranks_in_context_too(tmp_path, embedder) -> None
     finally:
         await mem.close()
         sync.close()
+
+
+def test_a_reindex_and_an_export_import_keep_each_conversation_in_order(tmp_path, embedder) -> None:
+    with _open(str(tmp_path / "a.db"), embedder) as mem:
+        mem.add_many(_transcript())
+        want = [[h.content for h in mem.search(question, user_id="u", mode="vector")]
+                for *_, question in SESSIONS]
+        mem.reindex()
+        assert [[h.content for h in mem.search(question, user_id="u", mode="vector")]
+                for *_, question in SESSIONS] == want
+        dump = tmp_path / "dump.jsonl"
+        mem.export_jsonl(str(dump))
+    with _open(str(tmp_path / "b.db"), embedder) as copy:
+        copy.import_jsonl(str(dump))
+        assert [[h.content for h in copy.search(question, user_id="u", mode="vector")]
+                for *_, question in SESSIONS] == want
