@@ -9,8 +9,11 @@ keyword side comes from SQLite FTS5 exactly as the engine queries it (same token
 token, turn and context in two columns weighted 1.0 / 0.5 in ``bm25()``; one table for the
 10 users) and the vector side is the exact cosine over the same MiniLM vectors, fused with
 the engine's own ``ranking.relevance`` and boosted by the engine's own entity and date code.
-The ``replica`` rows should equal the engine's numbers in bench/results/locomo.md (tuned
-variant): compare them by hand after an engine change.
+The ``replica`` rows replay the session-4 engine (vector weight 0.5, entity weight 0.2, no
+context window) and equalled its numbers. The session-5 engine (context window 2 before /
+1 after, vector weight 0.8, entity weight 0.25) is the ``vecwindow`` row "p2n1 meancos,
+vector weight 0.8, entity_weight 0.25": 0.713 / 0.804 / 0.868 here against 0.713 / 0.803 /
+0.868 from the engine in bench/results/locomo.md.
 
 Every setting is chosen on this data set (the ``heldout`` rows pick on one half and look at
 the other); nothing reads answers or evidence except the scoring. Writes bench/results/locomo_lab.json; the write-up is in
