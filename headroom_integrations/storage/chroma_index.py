@@ -961,19 +961,11 @@ class ChromaVectorIndex:
         min_similarity: float | None = None,
     ) -> list[tuple[str, float]]:
         """Up to ``k`` visible (id, cosine similarity) pairs, most similar first (exact)."""
-        if k <= 0:
-            return []
-        q = np.asarray(vector, dtype=np.float32).reshape(-1)
-        with self._lock:
-            cache = self._user(scope.user_id)
-            if cache is None:
-                return []
-            mask = cache.mask(scope, categories)
-            hits = None
-            if cache.live >= self.hnsw_min_vectors:
-                hits = self._hnsw(q, k, cache, mask)
-            if hits is None:
-                hits = cache.top(q, mask, k)
+
+        def pick(q: np.ndarray, cache: _UserVectors, mask: np.ndarray, hits: Any) -> Any:
+            return hits if hits is not None else cache.top(q, mask, k)
+
+        hits: list[tuple[str, float]] = self._search(vector, k, scope, categories, pick)
         if min_similarity is not None:
             hits = [h for h in hits if h[1] >= min_similarity]
         return hits
@@ -990,7 +982,29 @@ class ChromaVectorIndex:
         score first: a memory scores the mean of its own cosine and its window's mean
         (``ContextWindow``). Exact for users below ``hnsw_min_vectors``; above, the
         candidates are the approximate neighbours and the memories whose windows hold one."""
-        window = window or ContextWindow()
+        win = window or ContextWindow()
+
+        def pick(q: np.ndarray, cache: _UserVectors, mask: np.ndarray, hits: Any) -> Any:
+            rows = None
+            if hits is not None:
+                found = np.fromiter((cache.row[i] for i, _ in hits), dtype=np.int64)
+                rows = cache.window_owners(found, win)
+            return cache.in_context(q, mask, k, win, rows)
+
+        result: list[tuple[str, float, float]] = self._search(vector, k, scope, categories, pick)
+        return result
+
+    def _search(
+        self,
+        vector: Vector,
+        k: int,
+        scope: ScopeQuery,
+        categories: Sequence[str] | None,
+        pick: Callable[[np.ndarray, _UserVectors, np.ndarray, Any], Any],
+    ) -> Any:
+        """``pick(q, user's matrix, visibility mask, HNSW hits or None)`` under the lock: the
+        hits come from ``_hnsw`` for users of ``hnsw_min_vectors`` or more (None otherwise,
+        or when too few of them are visible); [] for ``k <= 0`` or a user without vectors."""
         if k <= 0:
             return []
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -999,13 +1013,10 @@ class ChromaVectorIndex:
             if cache is None:
                 return []
             mask = cache.mask(scope, categories)
-            rows = None
+            hits = None
             if cache.live >= self.hnsw_min_vectors:
                 hits = self._hnsw(q, k, cache, mask)
-                if hits is not None:
-                    found = np.fromiter((cache.row[i] for i, _ in hits), dtype=np.int64)
-                    rows = cache.window_owners(found, window)
-            return cache.in_context(q, mask, k, window, rows)
+            return pick(q, cache, mask, hits)
 
     def _hnsw(
         self, q: np.ndarray, k: int, cache: _UserVectors, mask: np.ndarray
