@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import threading
 from collections.abc import Sequence
@@ -50,6 +51,12 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def embedder_slug(embedder: Any) -> str:
+    """The embedder's name as a file-name part: cached vectors are kept per embedder, so a
+    run never scores one model's queries against another model's stored vectors."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", str(embedder.name)).strip("-")
+
+
 class CachingEmbedder:
     """Wraps an embedder and keeps document vectors on disk by text hash, so re-running a
     benchmark (or trying another ranking over the same texts) does not re-embed them.
@@ -60,6 +67,10 @@ class CachingEmbedder:
 
     def __init__(self, inner: Any, cache_file: Path | None = None) -> None:
         self.inner = inner
+        if cache_file is not None:  # one file per embedder
+            cache_file = cache_file.with_name(
+                f"{cache_file.stem}-{embedder_slug(inner)}{cache_file.suffix}"
+            )
         self.cache_file = cache_file
         self._docs: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()

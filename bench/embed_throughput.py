@@ -1,23 +1,28 @@
-"""Embedding throughput: fastembed's own path (old) vs ``FastEmbedEmbedder``'s local path (new).
+"""Embedding throughput: the default ``FastEmbedEmbedder`` (new) against a peer (old).
 
-    python -m bench.embed_throughput                     # about a minute on 2 cores
+    python -m bench.embed_throughput                     # int8 default vs float, ~1 minute
+    python -m bench.embed_throughput --old fastembed     # float batches vs fastembed's path
     python -m bench.embed_throughput --rounds 9 --ingest 1000 --locomo 600
 
-Both paths run the same local model (all-MiniLM-L6-v2 int8 ONNX from the packaged folder) in
-ONE process, alternately, for ``--rounds`` rounds (the order of the two is shuffled each
-round), so a neighbour taking a core slows both alike; medians and the median of the
-per-round ratios are reported, with the load average.
+Both run the same local model folder (all-MiniLM-L6-v2 int8 weights, packaged) in ONE
+process, alternately, for ``--rounds`` rounds (the order of the two is shuffled each round),
+so a neighbour taking a core slows both alike; medians and the median of the per-round
+ratios are reported, with the load average.
 
-- old: ``fastembed.TextEmbedding`` (``fastembed_local_model``) as ``FastEmbedEmbedder`` used it
-  before: texts sorted by character length, ``embed(batch_size=32)``, onnxruntime's default
-  intra-op threads, rows re-normalised.
-- new: ``FastEmbedEmbedder()``: one tokenization, sorted by token count, batches of <= 256
-  padded tokens, one onnxruntime call at a time (default intra-op threads).
+- ``--old float`` (default): ``FastEmbedEmbedder(quantize=False)``, the default before
+  session 6: float arithmetic, texts sorted by token count, batches of <= 256 padded tokens,
+  one onnxruntime call at a time on its default intra-op threads.
+- ``--old fastembed``: ``fastembed.TextEmbedding`` (``fastembed_local_model``) as
+  ``FastEmbedEmbedder`` used it before session 4 (texts sorted by characters,
+  ``embed(batch_size=32)``); then ``new`` is ``FastEmbedEmbedder(quantize=False)``, as in
+  session 4's table.
+- new (with ``--old float``): ``FastEmbedEmbedder()``: int8 matrix products, one model run
+  per text, runs side by side on one-thread calls (``workers``, up to 4).
 
 Texts, fed ``--chunk`` (100) at a time as ``add_many`` does: the latency benchmark's ingest
 texts (``bench.latency.make_texts``) and LoCoMo turns (text + image caption, as
 ``bench.locomo`` stores them; a fixed shuffled sample). Also: query embedding p50 (one
-text), and the agreement of the two paths (lowest cosine over every text embedded).
+text), and the agreement of the two (lowest and mean cosine over every text embedded).
 Writes bench/results/embed_throughput.json and .md.
 """
 
@@ -116,6 +121,7 @@ def compare(
         "rounds_new": rates["new"],
         "load_1m": loads,
         "min_cosine": float(cosine.min()),
+        "mean_cosine": float(cosine.mean()),
     }
 
 
@@ -150,29 +156,49 @@ def mean_tokens(embedder: Any, texts: Sequence[str]) -> float:
     return round(float(np.mean([len(e.ids) for e in local.tokenizer.encode_batch(list(texts))])), 1)
 
 
+OLD_LABEL = {
+    "float": "`FastEmbedEmbedder(quantize=False)`: float arithmetic, texts sorted by token "
+    "count, batches of <= 256 padded tokens (and <= 32 texts), one onnxruntime call at a time "
+    "on its default intra-op threads (the default before session 6)",
+    "fastembed": "`fastembed.TextEmbedding` on the local folder as `FastEmbedEmbedder` used it "
+    "before session 4 (texts sorted by characters, `embed(batch_size=32)`, onnxruntime's "
+    "default intra-op threads with spinning)",
+}
+NEW_LABEL = {
+    "float": "`FastEmbedEmbedder()`: int8 matrix products (`int8_model_file`), one model run "
+    "per text (so a text's vector never depends on its batch), runs side by side on "
+    "one-thread calls",
+    "fastembed": "`FastEmbedEmbedder(quantize=False)`: one tokenization, sorted by token "
+    "count, batches of <= 256 padded tokens (and <= 32 texts), one onnxruntime call at a time "
+    "with its default intra-op threads",
+}
+
+
 def write_md(result: dict[str, Any], path: Path) -> None:
     m = result["machine"]
+    peer = result.get("old", "fastembed")
     lines = [
-        "# Embedding throughput: fastembed path (old) vs FastEmbedEmbedder local path (new)",
+        "# Embedding throughput: " + ("int8 default (new) vs float (old)" if peer == "float"
+                                      else "fastembed path (old) vs FastEmbedEmbedder (new)"),
         "",
         f"Measured {m['when']} on {m['cpu_count']} cores, Python {m['python']}, "
         f"fastembed {m['versions'].get('fastembed')}, onnxruntime {m['versions'].get('onnxruntime')}. "
         f"Command: `{result['command']}`.",
         "",
-        "Same model and pooling (all-MiniLM-L6-v2 int8 ONNX, mean pooling, L2 norm). Both paths "
+        "Same model folder (all-MiniLM-L6-v2, int8 weights, mean pooling, L2 norm). Both "
         f"alternate in one process for {result['rounds']} rounds (order shuffled each round), "
         f"texts fed {result['chunk']} at a time as `add_many` does; texts/s medians, the median "
         "of the per-round new/old ratios, and the 1-minute load average before and after each "
         "round (the machine is shared: compare the ratio, not the absolute rates, across runs).",
         "",
-        "| texts | n | mean tokens | old texts/s | new texts/s | new/old | load 1m | min cosine old vs new |",
+        "| texts | n | mean tokens | old texts/s | new texts/s | new/old | load 1m | cosine old vs new (min / mean) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for name, r in result["sets"].items():
         lines.append(
             f"| {name} | {r['texts']} | {r['tokens_mean']} | {r['old_per_s']} | {r['new_per_s']} "
             f"| {r['ratio_median']} | {min(r['load_1m'])}-{max(r['load_1m'])} | "
-            f"{r['min_cosine']:.6f} |"
+            f"{r['min_cosine']:.4f} / {r.get('mean_cosine', float('nan')):.4f} |"
         )
     lines += ["", "Per round (texts/s, old / new):", ""]
     for name, r in result["sets"].items():
@@ -186,15 +212,7 @@ def write_md(result: dict[str, Any], path: Path) -> None:
             f"p95 {q['old_p50_ms']} / {q['old_p95_ms']} ms, new {q['new_p50_ms']} / "
             f"{q['new_p95_ms']} ms (load {min(q['load_1m'])}-{max(q['load_1m'])}).",
         ]
-    lines += [
-        "",
-        "old = `fastembed.TextEmbedding` on the local folder as `FastEmbedEmbedder` used it "
-        "before (texts sorted by characters, `embed(batch_size=32)`, onnxruntime's default "
-        "intra-op threads with spinning). new = `FastEmbedEmbedder()`: one tokenization, sorted by "
-        "token count, batches of <= 256 padded tokens (and <= 32 texts), one onnxruntime call "
-        "at a time with its default intra-op threads.",
-        "",
-    ]
+    lines += ["", f"old = {OLD_LABEL[peer]}. new = {NEW_LABEL[peer]}.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -211,11 +229,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--chunk", type=int, default=100, help="texts per embed call")
     ap.add_argument("--locomo-path", type=Path, default=LOCOMO_PATH)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--old", choices=("float", "fastembed"), default="float",
+                    help="the peer: the float default before session 6, or fastembed's path")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
 
-    new = FastEmbedEmbedder()
-    old = OldPath(Path(new.source), batch_size=new.batch_size)
+    new: Any
+    old: Any
+    if args.old == "float":
+        new = FastEmbedEmbedder()
+        old = FastEmbedEmbedder(quantize=False)
+    else:
+        new = FastEmbedEmbedder(quantize=False)
+        old = OldPath(Path(new.source), batch_size=new.batch_size)
     sets = {"ingest (bench.latency.make_texts)": make_texts(args.ingest, seed=args.seed + 17)}
     if args.locomo and args.locomo_path.is_file():
         sets["LoCoMo turns"] = locomo_texts(args.locomo_path, args.locomo, args.seed)
@@ -229,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "machine": machine_info(),
         "command": "python -m bench.embed_throughput"
         + (" " + " ".join(argv) if argv else ""),
+        "old": args.old,
         "rounds": args.rounds,
         "chunk": args.chunk,
         "sets": {},

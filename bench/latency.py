@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import CACHE_DIR, RESULTS_DIR, machine_info, percentile, write_json
+from .common import CACHE_DIR, RESULTS_DIR, embedder_slug, machine_info, percentile, write_json
 
 N_USERS_SPREAD = 1000
 NOTES = RESULTS_DIR / "latency_notes.md"  # hand-written notes, appended to latency.md
@@ -590,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     real = FastEmbedEmbedder()
     texts = make_texts(max(sizes), args.seed)
     queries = make_queries(args.queries, args.seed)
-    cache = DocVectorCache(real, texts, args.cache_dir / f"latency_vectors_{args.seed}_{max(sizes)}.npy")
+    cache = DocVectorCache(real, texts, args.cache_dir / f"latency_vectors-{embedder_slug(real)}_{args.seed}_{max(sizes)}.npy")
     t0 = time.perf_counter()
     cache.ensure(max(sizes), texts, args.embed_limit or None)
     corpus_embed_s = time.perf_counter() - t0

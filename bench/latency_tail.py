@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import CACHE_DIR
+from .common import CACHE_DIR, embedder_slug
 from .latency import DocVectorCache, build_store, make_queries, make_texts
 
 N, SEED, EMBED_LIMIT, QUERIES = 100_000, 1234, 10_000, 400
@@ -29,7 +29,7 @@ def main() -> None:
 
     real = FastEmbedEmbedder()
     texts = make_texts(N, SEED)
-    cache = DocVectorCache(real, texts, CACHE_DIR / f"latency_vectors_{SEED}_{N}.npy")
+    cache = DocVectorCache(real, texts, CACHE_DIR / f"latency_vectors-{embedder_slug(real)}_{SEED}_{N}.npy")
     cache.ensure(N, texts, EMBED_LIMIT)
     tmp = Path(tempfile.mkdtemp(prefix="latency-tail-"))
     eng = build_store(tmp / "m.db", N, ["u"], texts, cache, desc="build 100000 single")

@@ -612,8 +612,13 @@ def _open_for_reindex(db: str) -> SyncHierarchicalMemory:
     """Open a store even when its embedder changed (reindex is the cure for that)."""
     from .storage.factory import build_components
 
+    from .embedders.fastembed import default_embedder
+
     config = MemoryConfig(db_path=db, check_drift_on_open=False)
-    return SyncHierarchicalMemory(config, **build_components(config))
+    # the current default embedder, even for a store the float one wrote (which a normal
+    # open keeps reading with the float one): re-embedding is what this command is for
+    embedder = config.embedder or default_embedder(config.embedding_model_path)
+    return SyncHierarchicalMemory(config, **build_components(config, embedder=embedder))
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """The local-model path of ``FastEmbedEmbedder`` (own tokenization, batches cut by token
-count) gives fastembed's vectors, in the order given. Real model."""
+count) gives fastembed's vectors, in the order given. Real model, float arithmetic
+(``quantize=False``, what fastembed runs); the int8 default is in test_int8_embedder.py."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ TEXTS = [
     "Caroline: I went to the LGBTQ support group yesterday and it was so powerful. "
     "[shared an image: a photo of a group of people sitting in a circle]",
 ]
+
+
+@pytest.fixture(scope="module")
+def embedder() -> FastEmbedEmbedder:
+    """The local model run as stored (float arithmetic), as fastembed runs it."""
+    return FastEmbedEmbedder(quantize=False)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +89,7 @@ def test_order_preserved_with_shuffled_lengths(
 
 
 def test_one_thread_and_small_batches_give_the_same_vectors(embedder: FastEmbedEmbedder) -> None:
-    serial = FastEmbedEmbedder(embedder.source, threads=1, batch_size=4)
+    serial = FastEmbedEmbedder(embedder.source, threads=1, batch_size=4, quantize=False)
     assert (serial.embed_documents(TEXTS) * embedder.embed_documents(TEXTS)).sum(axis=1).min() >= 0.999
 
 

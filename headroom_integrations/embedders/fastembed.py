@@ -14,18 +14,22 @@ Where the model comes from, first match wins:
 
 With none of these available, ``EmbedderUnavailableError`` says how to get one.
 
-A local model folder (1 and 2) is run by ``_LocalOnnxModel``: fastembed's tokenizer settings
-and the same ONNX model, mean pooling and L2 normalisation, but batches cut by token count
-(see ``FastEmbedEmbedder``). A hub model (3) goes through fastembed's ``TextEmbedding``.
+A local model folder (1 and 2) is run by ``_LocalOnnxModel``: fastembed's tokenizer settings,
+mean pooling and L2 normalisation, but batches cut by token count (see ``FastEmbedEmbedder``).
+By default its matrix products run in int8 (``quantize=True``): the folder's ``model.onnx``
+is converted once (``int8_model_file``) and the result cached. A hub model (3) goes through
+fastembed's ``TextEmbedding``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,9 @@ from ..core.errors import HeadroomMemoryError
 from ..core.ports import Vector
 
 LOCAL_MODEL_NAME = "local/all-MiniLM-L6-v2-int8"
+"""The local model run as stored: int8 weights, float arithmetic (``quantize=False``)."""
+LOCAL_INT8_MODEL_NAME = "local/all-MiniLM-L6-v2-int8-dynamic"
+"""The local model with int8 matrix products (``quantize=True``, the default)."""
 LOCAL_MODEL_DIM = 384
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILES = (
@@ -48,6 +55,7 @@ ENV_MODEL_PATH = "HEADROOM_EMBEDDING_MODEL_PATH"
 
 _registered: set[str] = set()
 _register_lock = threading.Lock()
+logger = logging.getLogger(__name__)
 
 
 class EmbedderUnavailableError(HeadroomMemoryError):
@@ -98,23 +106,114 @@ def _check_model_dir(path: Path) -> None:
         )
 
 
+INT8_RECIPE = "matmul-qint8-per-channel-reduce-range-v1"
+
+
+class _QuietQuantizer(logging.Filter):
+    """onnxruntime's quantizer logs on the root logger: a line per tensor it leaves alone
+    and advice meant for image models. Those are not the user's business; errors are
+    raised, not logged, and still get through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        quantizer = os.path.join("onnxruntime", "quantization") in record.pathname
+        return record.levelno >= logging.ERROR or not quantizer
+
+
+def int8_model_file(model_file: str | os.PathLike[str]) -> Path:
+    """``model_file`` with its matrix products in int8: the weights of every ``MatMul`` with a
+    constant weight quantized per output channel (7-bit range, so CPUs without VNNI do not
+    saturate), activations quantized per call (onnxruntime's dynamic quantization).
+
+    Made once per model file and onnxruntime version and cached under
+    ``$XDG_CACHE_HOME/headroom-integrations/models/int8/``. Needs the ``onnx`` package (to
+    write the model; not needed to run it). The model is first constant-folded by
+    onnxruntime, so weights stored as int8 plus a dequantizing ``Cast``/``Mul`` (as in the
+    packaged all-MiniLM-L6-v2) become plain weights the quantizer can take.
+
+    Measured on the packaged all-MiniLM-L6-v2 (2 cores, ``python -m bench.embed_throughput``):
+    about twice the texts per second and a faster single query, cosine to the float
+    arithmetic 0.99 on average (LoCoMo turns: mean 0.990, 1st percentile 0.978).
+    """
+    import onnxruntime as ort
+
+    source = Path(model_file)
+    st = source.stat()
+    key = hashlib.sha256(
+        f"{source.resolve()}:{st.st_size}:{st.st_mtime_ns}:{INT8_RECIPE}:{ort.__version__}".encode()
+    ).hexdigest()[:16]
+    target_dir = _cache_root() / "int8" / key
+    target = target_dir / MODEL_FILE
+    if target.is_file():
+        return target
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:  # onnxruntime.quantization imports the onnx package
+        raise EmbedderUnavailableError(
+            f"converting {source} to int8 needs the onnx package ({exc}); install it with "
+            "`pip install onnx`, or pass FastEmbedEmbedder(quantize=False)"
+        ) from exc
+    logger.info("converting %s to int8 matrix products (once, a few seconds)", source)
+    work = target_dir.with_name(f"{key}.tmp{os.getpid()}.{threading.get_ident()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    quiet = _QuietQuantizer()
+    logging.getLogger().addFilter(quiet)
+    try:
+        folded = work / "folded.onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        quantize_dynamic(
+            folded,
+            work / MODEL_FILE,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+            op_types_to_quantize=["MatMul"],
+        )
+        folded.unlink()
+        try:
+            os.replace(work, target_dir)
+        except OSError:  # another process finished first; its file is the same
+            if not target.is_file():
+                raise
+    except EmbedderUnavailableError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime raise many kinds here
+        raise EmbedderUnavailableError(
+            f"could not convert {source} to int8 ({type(exc).__name__}: {exc}); pass "
+            "FastEmbedEmbedder(quantize=False) to run the model as it is"
+        ) from exc
+    finally:
+        logging.getLogger().removeFilter(quiet)
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
 class FastEmbedEmbedder:
     """Sentence embeddings from a local ONNX model (default: all-MiniLM-L6-v2, int8, 384-d).
 
-    Local model folder: ``embed_documents`` tokenizes all texts once, sorts them by token
-    count and cuts the sorted list into model batches of at most ``batch_size`` texts and
-    ``TOKENS_PER_BATCH`` padded tokens (each batch is padded to its longest text). ``threads``
-    is onnxruntime's intra-op threads (default: its own choice, the physical cores). Against
-    fastembed's own path (what this class ran before: texts sorted by characters, batches of
-    32), each in its own process, 2 idle cores, calls of 100 of the latency benchmark's
-    ingest texts: ~340 -> ~440-450 texts/s, one query ~3.6-4.0 ms p50 both.
+    Local model folder, ``quantize=True`` (the default): the model's matrix products run in
+    int8 (``int8_model_file``, converted once and cached); name
+    ``fastembed:local/all-MiniLM-L6-v2-int8-dynamic``. Each text is one model run (int8
+    activations are scaled per run, so a text run beside others would get a vector that
+    depends on them); ``embed_documents`` spreads the runs over ``workers`` threads (default
+    ``min(4, cpu count)``, the caller is one), each run on ``threads`` onnxruntime threads
+    (default 1). So a text has one vector, in a query or in any batch.
 
-    On a busy machine pass ``threads=1``: two spinning intra-op threads slow down sharply
-    when other work takes a core (``python -m bench.embed_throughput`` measures that case).
-    Running batches side by side on single-threaded calls was measured too: as fast for
-    batches on idle cores and about twice as fast when a core is taken, but a single text
-    (every query) took ~5.3 ms instead of ~3.6-4.0 ms on idle cores, so it is not the
-    default. Vectors equal fastembed's (cosine >= 0.9999).
+    ``quantize=False``: the float arithmetic of the same file (name
+    ``fastembed:local/all-MiniLM-L6-v2-int8``, the default before), vectors equal to
+    fastembed's (cosine >= 0.9999). ``embed_documents`` tokenizes all texts once, sorts them
+    by token count and cuts the sorted list into model batches of at most ``batch_size``
+    texts and ``TOKENS_PER_BATCH`` padded tokens, one call at a time on ``threads``
+    onnxruntime threads (default: its own choice, the physical cores).
+
+    Int8 against float, measured in one process on 2 cores (``python -m
+    bench.embed_throughput``, ``bench/results/embed_throughput.md``): SEE_THROUGHPUT. On
+    LoCoMo (``python -m bench.locomo``) SEE_LOCOMO. A store records the embedder's name, so
+    the two are never mixed in one store; a store the float one wrote keeps opening with it
+    (see ``storage.factory``) until ``headroom-memory reindex``.
 
     Hub model (``model_name=``): fastembed's ``TextEmbedding`` with ``threads`` intra-op
     threads, texts sorted by length and embedded in batches of ``batch_size``.
@@ -128,6 +227,8 @@ class FastEmbedEmbedder:
         dimension: int | None = None,
         batch_size: int = 32,
         threads: int | None = None,
+        quantize: bool = True,
+        workers: int | None = None,
     ) -> None:
         self.batch_size = batch_size
         path = model_path or os.environ.get(ENV_MODEL_PATH)
@@ -136,9 +237,21 @@ class FastEmbedEmbedder:
             folder = packaged_model_dir()
         if folder is not None:
             _check_model_dir(folder)
-            self._name = LOCAL_MODEL_NAME
+            model_file = folder / MODEL_FILE
+            if quantize:
+                model_file = int8_model_file(model_file)
+            self._name = LOCAL_INT8_MODEL_NAME if quantize else LOCAL_MODEL_NAME
             self._dim = dimension or LOCAL_MODEL_DIM
-            self._local: _LocalOnnxModel | None = _LocalOnnxModel(folder, threads=threads)
+            self._local: _LocalOnnxModel | None = _LocalOnnxModel(
+                folder,
+                # int8: one thread per run (a single text gains nothing from two), runs
+                # side by side; float: batches on onnxruntime's threads
+                threads=threads if threads is not None else (1 if quantize else None),
+                model_file=model_file,
+                per_text=quantize,
+                workers=workers if workers is not None else min(4, os.cpu_count() or 1),
+            )
+            self.quantized = quantize
             self._model: Any = None
             self.source = str(folder)
             return
@@ -163,6 +276,7 @@ class FastEmbedEmbedder:
         self._name = model_name
         self._dim = dimension or int(self._model.embedding_size)
         self.source = model_name
+        self.quantized = False  # a hub model runs as fastembed ships it
 
     @property
     def name(self) -> str:
@@ -228,14 +342,33 @@ def fastembed_local_model(folder: str | os.PathLike[str], threads: int | None = 
 
 
 class _LocalOnnxModel:
-    """A local BERT-style ONNX model: tokenize, sort by length, batch, pool, normalise.
+    """A local BERT-style ONNX model: tokenize, run, mean-pool, normalise.
 
     The tokenizer is set up by fastembed's ``load_tokenizer`` (truncation to the model's
-    ``model_max_length``, as fastembed embeds), so the vectors equal fastembed's."""
+    ``model_max_length``, as fastembed embeds), so the vectors equal fastembed's.
+
+    Two ways to run the texts of one call:
+
+    - batched (``per_text=False``, the float model): sorted by token count and cut into
+      batches of at most ``batch_size`` texts and ``TOKENS_PER_BATCH`` padded tokens;
+    - one text per model run (``per_text=True``, the int8 model), the runs spread over
+      ``workers`` threads (the caller is one) on the one session. The int8 model quantizes
+      its activations per run, from the run's own values, so a text run beside others would
+      get a vector that depends on its batch-mates (cosine ~0.99 to its own); run alone it
+      always gets the same vector, in a query or in any batch, and no padding is computed.
+    """
 
     TOKENS_PER_BATCH = 256  # padded tokens per model batch (rows x longest row)
 
-    def __init__(self, folder: Path, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        threads: int | None = None,
+        model_file: Path | None = None,
+        *,
+        per_text: bool = False,
+        workers: int = 1,
+    ) -> None:
         import onnxruntime as ort
         from fastembed.common.preprocessor_utils import load_tokenizer
 
@@ -247,16 +380,22 @@ class _LocalOnnxModel:
         # search (beside the query embedding) and the Chroma writer (beside a batch) need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            str(model_file or folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )
         self.inputs = {i.name for i in self.session.get_inputs()}
         tokenizer, _ = load_tokenizer(folder)
         tokenizer.no_padding()  # each batch is padded here, to its own longest text
         self.tokenizer = tokenizer
+        self.per_text = per_text
+        self.workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def embed(self, texts: list[str], batch_size: int) -> Vector:
         encodings = self.tokenizer.encode_batch(texts)
         ids = [e.ids for e in encodings]
+        if self.per_text:
+            return _normalise(self._each(ids))
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         batches: list[list[int]] = [[]]
         for i in order:  # sorted ascending, so the row just added is the batch's longest
@@ -269,6 +408,32 @@ class _LocalOnnxModel:
         for batch, vectors in zip(batches, pooled):
             out[batch] = vectors
         return _normalise(out)
+
+    def _each(self, ids: list[list[int]]) -> Vector:
+        """Each text in its own run; longest first, dealt round-robin to the workers so each
+        gets about the same number of tokens."""
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        lanes = max(1, min(self.workers, len(ids) // 4))  # a few texts: not worth a thread
+        shares = [order[k::lanes] for k in range(lanes)]
+
+        def run(share: list[int]) -> list[Vector]:
+            return [self._run([ids[i]]) for i in share]
+
+        pending = [self._executor().submit(run, share) for share in shares[1:]]
+        done = [run(shares[0])] + [f.result() for f in pending]
+        out = np.empty((len(ids), done[0][0].shape[1]), dtype=np.float32)
+        for share, vectors in zip(shares, done):
+            for i, v in zip(share, vectors):
+                out[i] = v[0]
+        return out
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=max(1, self.workers - 1), thread_name_prefix="headroom-embed"
+                )
+            return self._pool
 
     def _run(self, rows: list[list[int]]) -> Vector:
         """Mean of the last hidden state over each row's real tokens."""
@@ -294,16 +459,16 @@ def _normalise(matrix: Vector) -> Vector:
     return (matrix / norms).astype(np.float32)
 
 
-_default: FastEmbedEmbedder | None = None
+_defaults: dict[bool, FastEmbedEmbedder] = {}
 _default_lock = threading.Lock()
 
 
-def default_embedder(model_path: str | None = None) -> FastEmbedEmbedder:
-    """The process-wide default embedder (loaded once; the ONNX session is thread-safe)."""
-    global _default
+def default_embedder(model_path: str | None = None, *, quantize: bool = True) -> FastEmbedEmbedder:
+    """The process-wide default embedder (loaded once per ``quantize`` setting; the ONNX
+    session is thread-safe). With ``model_path`` a new embedder for that folder."""
     if model_path is not None:
-        return FastEmbedEmbedder(model_path)
+        return FastEmbedEmbedder(model_path, quantize=quantize)
     with _default_lock:
-        if _default is None:
-            _default = FastEmbedEmbedder()
-        return _default
+        if quantize not in _defaults:
+            _defaults[quantize] = FastEmbedEmbedder(quantize=quantize)
+        return _defaults[quantize]

@@ -59,9 +59,7 @@ def build_components(
     if embedder is None:
         embedder = config.embedder
     if embedder is None:
-        from ..embedders.fastembed import default_embedder
-
-        embedder = default_embedder(config.embedding_model_path)
+        embedder = _default_embedder_for(config, store)
     if cache is None:
         cache = LRUCache(config.query_cache_size)
     return {
@@ -72,3 +70,21 @@ def build_components(
         "cache": cache,
         "transcripts": transcripts,
     }
+
+
+def _default_embedder_for(config: MemoryConfig, store: Any) -> Any:
+    """The default local embedder, int8 unless the store was built with the float one.
+
+    A store records the embedder that wrote it. One written by the float arithmetic of the
+    same model (``fastembed:local/all-MiniLM-L6-v2-int8``, the default before the int8 one)
+    keeps being read with it, so it opens as before, with no error and nothing re-embedded;
+    with ``on_embedder_mismatch="reindex"`` it is re-embedded with the int8 default instead
+    (as ``headroom-memory reindex`` does).
+    """
+    from ..embedders.fastembed import LOCAL_MODEL_NAME, default_embedder
+
+    recorded = store.get_meta("embedder") if hasattr(store, "get_meta") else None
+    keep_float = (
+        recorded == f"fastembed:{LOCAL_MODEL_NAME}" and config.on_embedder_mismatch == "error"
+    )
+    return default_embedder(config.embedding_model_path, quantize=not keep_float)

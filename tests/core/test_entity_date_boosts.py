@@ -119,8 +119,14 @@ def test_the_person_a_query_names_comes_first(tmp_path, embedder, mode) -> None:
             # separates the two speakers, all 8 of Melanie's first
             assert _speakers(named, mode) == ["Melanie"] * 8
         else:
-            assert "Caroline" in _speakers(plain, mode)[:4]  # without the boost: mixed
-            assert _speakers(named, mode)[:4] == ["Melanie"] * 4
+            # Without the boost the two mix (the text never says who spoke); with it,
+            # Melanie's come first. How far down the boost reaches depends on the cosines:
+            # the 4th place is within 0.01 of a Caroline memory with either arithmetic of
+            # the model (float: Melanie's by 0.002; int8: Caroline's by 0.010).
+            before, after = _speakers(plain, mode)[:4], _speakers(named, mode)[:4]
+            assert before[:3] != ["Melanie"] * 3 and "Caroline" in before
+            assert after[:3] == ["Melanie"] * 3
+            assert after.count("Melanie") > before.count("Melanie")
         top = named.search("What did Melanie paint?", user_id="u", mode=mode)
         assert all(0.0 < r.score <= 1.0 for r in top)
         assert [r.score for r in top] == sorted((r.score for r in top), reverse=True)
@@ -185,6 +191,16 @@ async def test_the_async_engine_boosts_the_same(db_path, embedder) -> None:
     try:
         await mem.add_many(_painted())
         top = await mem.search("What did Melanie paint?", user_id="u", top_k=4)
-        assert [r.memory.entity_refs for r in top] == [["Melanie"]] * 4
+        sync = SyncHierarchicalMemory.create(
+            MemoryConfig(db_path=db_path + ".sync.db", dedup=False), embedder=embedder
+        )
+        try:
+            _fill(sync)
+            same = sync.search("What did Melanie paint?", user_id="u", top_k=4)
+        finally:
+            sync.close()
+        assert [r.memory.entity_refs for r in top][:3] == [["Melanie"]] * 3
+        assert [r.memory.content for r in top] == [r.memory.content for r in same]
+        assert [r.score for r in top] == pytest.approx([r.score for r in same])
     finally:
         await mem.close()
