@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from datetime import datetime
@@ -44,6 +44,7 @@ from .ports import (
     ContextWindow,
     Embedder,
     IndexedDoc,
+    MemoryBrief,
     MemoryCache,
     ScopeQuery,
     TextIndex,
@@ -923,7 +924,10 @@ class SyncHierarchicalMemory:
             cand.text_score = bm25
         if not candidates:
             return []
-        records = self.store.get_many(list(candidates))
+        briefs = getattr(self.store, "get_briefs", None)
+        records: Mapping[str, MemoryRecord | MemoryBrief] = (
+            briefs(list(candidates)) if briefs is not None else self.store.get_many(list(candidates))
+        )
         if qvec is not None and min_similarity is not None:
             # keyword-only hits have no similarity yet: the floor needs one
             missing = [m for m, c in candidates.items() if c.similarity is None and m in records]
@@ -934,7 +938,7 @@ class SyncHierarchicalMemory:
         fused = relevance(candidates.values(), w)
         names = QueryNames(asked) if w.entity else None
         period = query_period(asked, now) if w.date else None
-        kept: list[tuple[MemoryRecord, Candidate, float]] = []
+        kept: list[tuple[MemoryRecord | MemoryBrief, Candidate, float]] = []
         any_named = False
         for mid, cand in candidates.items():
             record = records.get(mid)
@@ -958,26 +962,49 @@ class SyncHierarchicalMemory:
                 score += w.date
             kept.append((record, cand, score))
         best = w.best_possible + (w.entity if any_named else 0.0) + (w.date if period else 0.0)
+        scored = [
+            (min(1.0, score / best) if best else 0.0, record, cand) for record, cand, score in kept
+        ]
+        scored.sort(key=lambda t: (-t[0], -(t[2].similarity or 0.0), t[1].id))
+        # A promoted copy and its source both visible: show the memory once (the source).
+        found = {record.id for _, record, _ in scored}
+        scored = [t for t in scored if t[1].promoted_from not in found]
+        full = self._full_records([record for _, record, _ in scored], top_k)
         results = [
             SearchResult(
-                memory=record,
-                score=min(1.0, score / best) if best else 0.0,
+                memory=full[record.id],
+                score=score,
                 similarity=cand.similarity,
                 text_rank=cand.text_rank,
                 vector_rank=cand.vector_rank,
             )
-            for record, cand, score in kept
-        ]
-        results.sort(key=lambda r: (-r.score, -(r.similarity or 0.0), r.memory.id))
-        # A promoted copy and its source both visible: show the memory once (the source).
-        found = {r.memory.id for r in results}
-        results = [r for r in results if r.memory.promoted_from not in found][:top_k]
+            for score, record, cand in scored
+            if record.id in full
+        ][:top_k]
         if self.config.track_access and results:
             self.store.record_access([r.memory.id for r in results], now)
             for r in results:
                 r.memory.access_count += 1
                 r.memory.last_accessed = now
         return results
+
+    def _full_records(
+        self, ranked: Sequence[MemoryRecord | MemoryBrief], top_k: int
+    ) -> dict[str, MemoryRecord]:
+        """The full records of the best ``top_k`` of ``ranked`` (briefs or records, best
+        first). Briefs are read in full now; one deleted since its brief was read is passed
+        over for the next one."""
+        full: dict[str, MemoryRecord] = {}
+        start = 0
+        while len(full) < top_k and start < len(ranked):
+            need = top_k - len(full)
+            chunk = ranked[start : start + need]
+            start += need
+            briefs = [r for r in chunk if not isinstance(r, MemoryRecord)]
+            full.update((r.id, r) for r in chunk if isinstance(r, MemoryRecord))
+            if briefs:
+                full.update(self.store.get_many([b.id for b in briefs]))
+        return full
 
     def _vector_side(
         self,

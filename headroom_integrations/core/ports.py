@@ -17,7 +17,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import HeadroomMemoryError
-from .models import MemoryFilter, MemoryRecord, MemoryStats, ScopeLevel
+from .models import (
+    MemoryCategory,
+    MemoryFilter,
+    MemoryRecord,
+    MemoryStats,
+    ScopeLevel,
+    scope_level_of,
+)
 
 Vector = NDArray[np.float32]
 
@@ -60,7 +67,7 @@ class ScopeQuery:
             include_superseded=flt.include_superseded or flt.valid_at is not None,
         )
 
-    def sees(self, record: MemoryRecord) -> bool:
+    def sees(self, record: MemoryRecord | MemoryBrief) -> bool:
         """True when a memory is visible from this scope (pure, used to check indexes)."""
         if record.user_id != self.user_id:
             return False
@@ -75,6 +82,31 @@ class ScopeQuery:
             and (record.agent_id is None or record.agent_id == self.agent_id)
             and (record.turn_id is None or record.turn_id == self.turn_id)
         )
+
+
+@dataclass(frozen=True)
+class MemoryBrief:
+    """The fields of a memory a search filters and ranks on: no content, metadata,
+    provenance or access counts, so reading one per search candidate is cheap. The search
+    reads the full ``MemoryRecord`` of its results only."""
+
+    id: str
+    user_id: str
+    session_id: str | None
+    agent_id: str | None
+    turn_id: str | None
+    category: MemoryCategory
+    importance: float
+    created_at: datetime
+    valid_from: datetime
+    is_current: bool
+    promoted_from: str | None
+    entity_refs: list[str]
+
+    @property
+    def scope_level(self) -> ScopeLevel:
+        """The narrowest scope this memory belongs to."""
+        return scope_level_of(self.session_id, self.agent_id, self.turn_id)
 
 
 @dataclass(frozen=True)
@@ -171,6 +203,11 @@ class MemoryStore(Protocol):
     def update(self, record: MemoryRecord) -> None: ...
     def get(self, memory_id: str) -> MemoryRecord | None: ...
     def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRecord]: ...
+
+    # Optional: ``get_briefs(memory_ids) -> dict[str, MemoryBrief]``, like ``get_many`` but
+    # only the fields a search ranks on. A search then reads every candidate's brief and the
+    # full records of its results only; without it, it reads every candidate in full.
+
     def delete(self, memory_ids: Sequence[str]) -> int: ...
     def query(self, flt: MemoryFilter) -> list[MemoryRecord]: ...
     def find_same_content(self, record: MemoryRecord) -> MemoryRecord | None:

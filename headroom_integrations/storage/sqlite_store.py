@@ -21,7 +21,7 @@ from ..core.models import (
     Provenance,
     ScopeLevel,
 )
-from ..core.ports import ScopeQuery
+from ..core.ports import MemoryBrief, ScopeQuery
 from .sqlite_db import SQLiteDatabase
 
 SCHEMA_VERSION = "1"
@@ -68,6 +68,10 @@ _COLUMNS = (
     "promoted_from, entity_refs, metadata, provenance, access_count, last_accessed, search_text"
 )
 _PLACEHOLDERS = ", ".join("?" for _ in _COLUMNS.split(","))
+_BRIEF_COLUMNS = (
+    "id, user_id, session_id, agent_id, turn_id, category, importance, created_at, "
+    "valid_from, is_current, promoted_from, entity_refs"
+)
 
 _WS = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\n.!?;,:'\"`"
@@ -238,6 +242,29 @@ class SQLiteMemoryStore:
             f"SELECT {_COLUMNS} FROM memories WHERE id IN ({{marks}})", memory_ids
         )
         return {row[0]: self._record(row) for row in rows}
+
+    def get_briefs(self, memory_ids: Sequence[str]) -> dict[str, MemoryBrief]:
+        """The fields a search ranks on (``MemoryBrief``) for each id that exists."""
+        rows = self.db.fetchall_in(
+            f"SELECT {_BRIEF_COLUMNS} FROM memories WHERE id IN ({{marks}})", memory_ids
+        )
+        return {
+            row[0]: MemoryBrief(
+                id=row[0],
+                user_id=row[1],
+                session_id=row[2],
+                agent_id=row[3],
+                turn_id=row[4],
+                category=MemoryCategory(row[5]),
+                importance=row[6],
+                created_at=datetime.fromisoformat(row[7]),
+                valid_from=datetime.fromisoformat(row[8]),
+                is_current=bool(row[9]),
+                promoted_from=row[10],
+                entity_refs=json.loads(row[11]) if row[11] != "[]" else [],
+            )
+            for row in rows
+        }
 
     def delete(self, memory_ids: Sequence[str]) -> int:
         deleted = 0
