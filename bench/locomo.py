@@ -385,7 +385,8 @@ def markdown(results: Sequence[dict[str, Any]], info: dict[str, Any],
         "",
         f"Measured {info['when']} on {info['cpu_count']} cores, Python {info['python']}, "
         f"chromadb {info['versions'].get('chromadb')}, fastembed {info['versions'].get('fastembed')}; "
-        "embedder all-MiniLM-L6-v2 int8 (local ONNX). Command: `" + command + "`.",
+        f"embedder `{info.get('embedder', 'fastembed:local/all-MiniLM-L6-v2-int8')}` (local ONNX). "
+        "Command: `" + command + "`.",
         "",
         "recall@k = share of a question's evidence turns among the top-k; averaged over "
         "questions with evidence. Methods share one store and embedder per variant; layout "
@@ -506,6 +507,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     base = FastEmbedEmbedder()
     embedder = base if args.no_cache else CachingEmbedder(base, CACHE_DIR / "locomo_embeddings.npz")
     info = machine_info()
+    info["embedder"] = base.name
     results = []
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
         res = run_variant(get_variant(name), convs, embedder, max_questions=args.questions,

@@ -210,10 +210,13 @@ class FastEmbedEmbedder:
     onnxruntime threads (default: its own choice, the physical cores).
 
     Int8 against float, measured in one process on 2 cores (``python -m
-    bench.embed_throughput``, ``bench/results/embed_throughput.md``): SEE_THROUGHPUT. On
-    LoCoMo (``python -m bench.locomo``) SEE_LOCOMO. A store records the embedder's name, so
-    the two are never mixed in one store; a store the float one wrote keeps opening with it
-    (see ``storage.factory``) until ``headroom-memory reindex``.
+    bench.embed_throughput``, ``bench/results/embed_throughput.md``): the latency benchmark's
+    ingest texts 355 -> 561/s (x1.58), LoCoMo turns 152 -> 340/s (x2.3), one query 4.77 ->
+    2.64 ms p50; cosine to the float vectors >= 0.966 on those texts. On LoCoMo (``python -m
+    bench.locomo``) the engine's hybrid recall@5/10 moved 0.713/0.803 -> 0.711/0.800. A
+    store records the embedder's name, so the two are never mixed in one store; a store the
+    float one wrote keeps opening with it (see ``storage.factory``) until ``headroom-memory
+    reindex``.
 
     Hub model (``model_name=``): fastembed's ``TextEmbedding`` with ``threads`` intra-op
     threads, texts sorted by length and embedded in batches of ``batch_size``.
