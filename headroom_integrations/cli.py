@@ -610,9 +610,8 @@ def reindex(ctx: typer.Context) -> None:
 
 def _open_for_reindex(db: str) -> SyncHierarchicalMemory:
     """Open a store even when its embedder changed (reindex is the cure for that)."""
-    from .storage.factory import build_components
-
     from .embedders.fastembed import default_embedder
+    from .storage.factory import build_components
 
     config = MemoryConfig(db_path=db, check_drift_on_open=False)
     # the current default embedder, even for a store the float one wrote (which a normal
