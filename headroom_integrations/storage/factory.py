@@ -83,8 +83,8 @@ def _default_embedder_for(config: MemoryConfig, store: Any) -> Any:
     """
     from ..embedders.fastembed import LOCAL_MODEL_NAME, default_embedder
 
-    recorded = store.get_meta("embedder") if hasattr(store, "get_meta") else None
     keep_float = (
-        recorded == f"fastembed:{LOCAL_MODEL_NAME}" and config.on_embedder_mismatch == "error"
+        store.get_meta("embedder") == f"fastembed:{LOCAL_MODEL_NAME}"
+        and config.on_embedder_mismatch == "error"
     )
     return default_embedder(config.embedding_model_path, quantize=not keep_float)
