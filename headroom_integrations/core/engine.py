@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from datetime import datetime
@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .access_log import AccessLog
 from .config import MemoryConfig
 from .errors import (
     AlreadySupersededError,
@@ -158,6 +159,11 @@ class SyncHierarchicalMemory:
         )
         window = ContextWindow(config.vector_context_before, config.vector_context_after)
         self._context_window: ContextWindow | None = None if window.empty else window
+        write_accesses = getattr(store, "record_accesses", None)
+        self._accesses: AccessLog | None = (
+            AccessLog(write_accesses) if callable(write_accesses) else None
+        )
+        """Access counts of searches, written in the background (when the store can)."""
 
     # ------------------------------------------------------------------ opening / closing
     @classmethod
@@ -236,6 +242,8 @@ class SyncHierarchicalMemory:
             if self._side_pool is not None:
                 self._side_pool.shutdown(wait=True)
         try:
+            if self._accesses is not None:
+                self._accesses.close()
             self.vector_index.close()
         finally:
             self.store.close()
@@ -243,10 +251,12 @@ class SyncHierarchicalMemory:
     def flush(self, timeout: float | None = None) -> None:
         """Block until every queued vector-index write is applied (Chroma is written by a
         background thread; searches never need this, the memory is searchable as soon as
-        ``add`` returns). Raises ``VectorSyncError`` when a queued write failed since the
-        last ``flush`` (the memories concerned stay flagged unsynced; ``repair()`` writes
-        them again), ``TimeoutError`` after ``timeout`` seconds."""
+        ``add`` returns), and write the access counts searches owe. Raises
+        ``VectorSyncError`` when a queued write failed since the last ``flush`` (the
+        memories concerned stay flagged unsynced; ``repair()`` writes them again),
+        ``TimeoutError`` after ``timeout`` seconds."""
         self._alive()
+        self._settle_accesses()
         flush = getattr(self.vector_index, "flush", None)
         if callable(flush):
             flush(timeout)
@@ -759,6 +769,7 @@ class SyncHierarchicalMemory:
         """The memory with this id, or None."""
         self._alive()
         check_id(memory_id, name="memory_id", required=True)
+        self._settle_accesses()
         return self.store.get(memory_id)  # type: ignore[no-any-return]
 
     def query(self, flt: MemoryFilter) -> list[MemoryRecord]:
@@ -768,6 +779,7 @@ class SyncHierarchicalMemory:
         check_id(flt.session_id, name="session_id")
         check_id(flt.agent_id, name="agent_id")
         check_id(flt.turn_id, name="turn_id")
+        self._settle_accesses()
         return self.store.query(flt)  # type: ignore[no-any-return]
 
     def get_all(
@@ -799,12 +811,14 @@ class SyncHierarchicalMemory:
         """Every memory (of one user, or all), superseded ones included, in id order; read in
         batches so a large store is not loaded at once."""
         self._alive()
+        self._settle_accesses()
         return self.store.iter_all(user_id=user_id)  # type: ignore[no-any-return]
 
     def get_history(self, memory_id: str) -> list[MemoryRecord]:
         """The whole supersession chain through ``memory_id``, oldest first."""
         self._alive()
         check_id(memory_id, name="memory_id", required=True)
+        self._settle_accesses()
         record = self.store.get(memory_id)
         if record is None:
             raise MemoryNotFoundError(memory_id)
@@ -907,9 +921,16 @@ class SyncHierarchicalMemory:
             side = self._submit_side(self._vector_side, query, n, scope, cats, True)
         if need_vector and side is None:
             qvec, vector_hits = self._vector_side(query, n, scope, cats, mode != "text")
+        briefs = getattr(self.store, "get_briefs", None)
+        read_rows = briefs if briefs is not None else self.store.get_many
+        records: dict[str, MemoryRecord | MemoryBrief] = {}
         if mode != "vector":
             try:
                 text_hits = self.text_index.search(query, n, scope, cats)
+                if side is not None and text_hits:
+                    # the vector side is still running (the query embedding alone takes
+                    # longer than the keyword search): read the keyword hits' rows meanwhile
+                    records.update(read_rows([mid for mid, _ in text_hits]))
             except BaseException:
                 if side is not None:
                     wait_futures([side])  # never leave the other side running on its own
@@ -924,10 +945,9 @@ class SyncHierarchicalMemory:
             cand.text_score = bm25
         if not candidates:
             return []
-        briefs = getattr(self.store, "get_briefs", None)
-        records: Mapping[str, MemoryRecord | MemoryBrief] = (
-            briefs(list(candidates)) if briefs is not None else self.store.get_many(list(candidates))
-        )
+        unread = [mid for mid in candidates if mid not in records]
+        if unread:
+            records.update(read_rows(unread))
         if qvec is not None and min_similarity is not None:
             # keyword-only hits have no similarity yet: the floor needs one
             missing = [m for m, c in candidates.items() if c.similarity is None and m in records]
@@ -982,11 +1002,22 @@ class SyncHierarchicalMemory:
             if record.id in full
         ][:top_k]
         if self.config.track_access and results:
-            self.store.record_access([r.memory.id for r in results], now)
+            ids = [r.memory.id for r in results]
+            if self._accesses is None:
+                self.store.record_access(ids, now)
             for r in results:
+                if self._accesses is not None:
+                    r.memory.access_count += self._accesses.owed(r.memory.id)
                 r.memory.access_count += 1
                 r.memory.last_accessed = now
+            if self._accesses is not None:
+                self._accesses.note(ids, now)
         return results
+
+    def _settle_accesses(self) -> None:
+        """Write the access counts searches owe, before a read that returns records."""
+        if self._accesses is not None:
+            self._accesses.flush()
 
     def _full_records(
         self, ranked: Sequence[MemoryRecord | MemoryBrief], top_k: int

@@ -192,6 +192,7 @@ def export_jsonl(
         else nullcontext(destination)
     )
     engine._wait_vectors()  # a backup taken now has nothing left in flight
+    engine._settle_accesses()
     n = 0
     with ctx as fh:
         for record in engine.store.iter_all(user_id=user_id):

@@ -7,7 +7,7 @@ import json
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -330,6 +330,18 @@ class SQLiteMemoryStore:
                 f"UPDATE memories SET access_count = access_count + 1, last_accessed = ? "
                 f"WHERE id IN ({marks})",
                 (_ts(when), *memory_ids),
+            )
+
+    def record_accesses(self, owed: Mapping[str, tuple[int, datetime]]) -> None:
+        """Add ``count`` to each id's access count and make ``when`` its last access (when
+        later than the one stored); ids that no longer exist are passed over."""
+        if not owed:
+            return
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "UPDATE memories SET access_count = access_count + ?, "
+                "last_accessed = max(coalesce(last_accessed, ''), ?) WHERE id = ?",
+                [(count, _ts(when), mid) for mid, (count, when) in owed.items()],
             )
 
     def delete_scope(self, scope: ScopeQuery, exact: bool) -> list[str]:
