@@ -115,6 +115,10 @@ class MemoryConfig(BaseModel):
     """Vectors kept in memory for exact search (the most recently searched users first);
     about 1.6 kB each with the default 384-dimension model."""
     busy_timeout_ms: int = Field(default=30_000, ge=0)
+    sqlite_mmap_mb: int = Field(default=1024, ge=0)
+    """How much of the SQLite file is read through memory mapping (``PRAGMA mmap_size``);
+    0 reads every page with a system call. Mapped pages are the operating system's file
+    cache, shared and reclaimable, yet they count in the process's resident size."""
     check_drift_on_open: bool = True
     async_workers: int = Field(default=4, ge=1)
 

@@ -28,7 +28,11 @@ def build_components(
     """The store, indexes, embedder and cache for ``config``; given ones are kept."""
     db = None
     if store is None or text_index is None or vector_index is None:
-        db = SQLiteDatabase(config.resolved_db_path(), busy_timeout_ms=config.busy_timeout_ms)
+        db = SQLiteDatabase(
+            config.resolved_db_path(),
+            busy_timeout_ms=config.busy_timeout_ms,
+            mmap_bytes=config.sqlite_mmap_mb << 20,
+        )
     if store is None:
         store = SQLiteMemoryStore(db)  # type: ignore[arg-type]
     if text_index is None:
