@@ -1,7 +1,8 @@
 """One SQLite connection shared by the store, the FTS5 index and the transcripts.
 
 WAL journal, a busy timeout (so another process's write waits instead of raising
-"database is locked"), and a re-entrant lock so one connection serves many threads.
+"database is locked"), reads through memory mapping (``mmap_bytes``), and a re-entrant
+lock so one connection serves many threads.
 """
 
 from __future__ import annotations
