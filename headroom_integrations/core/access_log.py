@@ -5,17 +5,32 @@ and ``last_accessed``). Writing that at once would put a write transaction (and 
 writer's lock, shared with every other thread and process writing the store) on every
 search. Instead the counts are kept here and written together, ``delay`` seconds after the
 first one owed, on a short-lived timer thread; reads that return records settle them first
-(``flush``), so nobody sees a count that is behind.
+(``flush``), so nobody sees a count that is behind. What is still owed when the interpreter
+exits is written by an ``atexit`` hook (a script that never closes its store loses none).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 logger = logging.getLogger(__name__)
+
+_live: weakref.WeakSet[AccessLog] = weakref.WeakSet()
+_hook_lock = threading.Lock()
+_hooked = False
+
+
+def _flush_all_at_exit() -> None:
+    for log in list(_live):
+        try:
+            log.flush()
+        except Exception:  # noqa: BLE001 - never fail the interpreter's exit
+            logger.debug("writing access counts at exit failed", exc_info=True)
 
 Writer = Callable[[Mapping[str, tuple[int, datetime]]], None]
 """Adds ``count`` to each id's access count and sets its last access to ``when``."""
@@ -32,6 +47,12 @@ class AccessLog:
         self._flush_lock = threading.Lock()  # one write at a time, in order
         self._timer: threading.Timer | None = None
         self._closed = False
+        global _hooked
+        with _hook_lock:
+            if not _hooked:
+                atexit.register(_flush_all_at_exit)
+                _hooked = True
+        _live.add(self)
 
     def note(self, memory_ids: Sequence[str], when: datetime) -> None:
         """Count one access of each id at ``when``; the write follows within ``delay`` s."""

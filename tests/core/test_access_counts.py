@@ -117,3 +117,26 @@ def test_counts_are_merged_per_memory_before_writing():
     log.note(["a"], t2)  # after close: nothing is counted or written
     log.flush()
     assert len(written) == 1
+
+
+def test_a_script_that_never_closes_its_store_keeps_its_counts(db_path, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from headroom_integrations import SyncHierarchicalMemory
+            m = SyncHierarchicalMemory.create(db_path={db_path!r})
+            rec = m.add("Collects stamps from Iceland", user_id="u")
+            m.search("stamps", user_id="u")
+            print(rec.id)
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert _stored_count(db_path, done.stdout.strip())[0] == 1
