@@ -211,7 +211,8 @@ class _UserVectors:
         self, ids: Sequence[str], rows: np.ndarray, metas: Sequence[dict[str, Any]]
     ) -> None:
         """``put`` of ids none of which has a row yet (a user's load, an insert), with
-        whole-column writes (a load of 100k rows one by one took ~1 s)."""
+        whole-column writes (row by row, the loads of a 1,000-memory ingest into the 100k
+        spread store took twice as long under cProfile: 0.80 against 0.40 s)."""
         start, count = self.n, len(ids)
         part = slice(start, start + count)
         code = self._code

@@ -140,3 +140,30 @@ def test_a_script_that_never_closes_its_store_keeps_its_counts(db_path, tmp_path
         [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=True
     )
     assert _stored_count(db_path, done.stdout.strip())[0] == 1
+
+
+def test_a_store_without_batched_writes_gets_each_search_written_at_once(db_path, embedder):
+    from headroom_integrations.storage.factory import build_components
+
+    class OneByOne:
+        """The SQLite store without ``record_accesses`` (an older or custom store)."""
+
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            if name == "record_accesses":
+                raise AttributeError(name)
+            return getattr(self._inner, name)
+
+    config = MemoryConfig(db_path=db_path)
+    parts = build_components(config, embedder=embedder)
+    parts["store"] = OneByOne(parts["store"])
+    m = SyncHierarchicalMemory(config, **parts)
+    try:
+        assert m._accesses is None
+        rec = m.add("Bakes sourdough on Saturdays", user_id="u")
+        assert m.search("sourdough", user_id="u")[0].memory.access_count == 1
+        assert _stored_count(db_path, rec.id)[0] == 1  # no flush needed
+    finally:
+        m.close()
