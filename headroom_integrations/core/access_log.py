@@ -11,26 +11,14 @@ exits is written by an ``atexit`` hook (a script that never closes its store los
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
+from .at_exit import call_at_exit, cancel_at_exit
+
 logger = logging.getLogger(__name__)
-
-_live: weakref.WeakSet[AccessLog] = weakref.WeakSet()
-_hook_lock = threading.Lock()
-_hooked = False
-
-
-def _flush_all_at_exit() -> None:
-    for log in list(_live):
-        try:
-            log.flush()
-        except Exception:  # noqa: BLE001 - never fail the interpreter's exit
-            logger.debug("writing access counts at exit failed", exc_info=True)
 
 Writer = Callable[[Mapping[str, tuple[int, datetime]]], None]
 """Adds ``count`` to each id's access count and sets its last access to ``when``."""
@@ -47,12 +35,7 @@ class AccessLog:
         self._flush_lock = threading.Lock()  # one write at a time, in order
         self._timer: threading.Timer | None = None
         self._closed = False
-        global _hooked
-        with _hook_lock:
-            if not _hooked:
-                atexit.register(_flush_all_at_exit)
-                _hooked = True
-        _live.add(self)
+        call_at_exit(self, AccessLog.flush)
 
     def note(self, memory_ids: Sequence[str], when: datetime) -> None:
         """Count one access of each id at ``when``; the write follows within ``delay`` s."""
@@ -95,6 +78,7 @@ class AccessLog:
     def close(self) -> None:
         """Write what is owed and stop counting (before the store closes)."""
         self.flush()
+        cancel_at_exit(self)
         with self._lock:
             self._closed = True
             if self._timer is not None:

@@ -40,17 +40,16 @@ is older than the stamp reloads it. The loaded matrices are bounded
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
+from ..core.at_exit import call_at_exit, cancel_at_exit
 from ..core.models import ScopeLevel
 from ..core.ports import ContextWindow, IndexedDoc, ScopeQuery, Vector, VectorSyncError
 
@@ -377,24 +376,17 @@ class _UserVectors:
         return self.n
 
 
-_live_writers: weakref.WeakSet[_ChromaWriter] = weakref.WeakSet()
-_atexit_registered = False
-_atexit_lock = threading.Lock()
 ATEXIT_FLUSH_SECONDS = 30.0
 """How long the interpreter's exit waits for queued Chroma writes (then they are left to
 the next open's repair: their memories stay flagged unsynced)."""
 
 
-def _flush_all_at_exit() -> None:
-    for writer in list(_live_writers):
-        try:
-            if not writer.wait(ATEXIT_FLUSH_SECONDS):
-                logger.warning(
-                    "exiting with Chroma writes still queued; their memories stay unsynced "
-                    "and are written again when the store is next opened"
-                )
-        except Exception:  # noqa: BLE001 - never fail the interpreter's exit
-            logger.exception("flushing queued Chroma writes at exit failed")
+def _wait_at_exit(writer: _ChromaWriter) -> None:
+    if not writer.wait(ATEXIT_FLUSH_SECONDS):
+        logger.warning(
+            "exiting with Chroma writes still queued; their memories stay unsynced "
+            "and are written again when the store is next opened"
+        )
 
 
 class _ChromaWriter:
@@ -437,12 +429,7 @@ class _ChromaWriter:
         self.errors: list[str] = []
         self.failed_ids = 0
         self.batches = 0
-        global _atexit_registered
-        with _atexit_lock:
-            if not _atexit_registered:
-                atexit.register(_flush_all_at_exit)
-                _atexit_registered = True
-        _live_writers.add(self)
+        call_at_exit(self, _wait_at_exit)
 
     def submit(self, ids: Sequence[str], delete: bool) -> None:
         if not ids:
@@ -557,7 +544,7 @@ class _ChromaWriter:
             self.cv.notify_all()
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
-        _live_writers.discard(self)
+        cancel_at_exit(self)
         return drained
 
 
