@@ -24,6 +24,7 @@ fastembed's ``TextEmbedding``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -40,7 +41,7 @@ from ..core.ports import Vector
 
 LOCAL_MODEL_NAME = "local/all-MiniLM-L6-v2-int8"
 """The local model run as stored: int8 weights, float arithmetic (``quantize=False``)."""
-LOCAL_INT8_MODEL_NAME = "local/all-MiniLM-L6-v2-int8-dynamic"
+LOCAL_INT8_MODEL_NAME = "local/all-MiniLM-L6-v2-int8-per-token"
 """The local model with int8 matrix products (``quantize=True``, the default)."""
 LOCAL_MODEL_DIM = 384
 MODEL_FILE = "model.onnx"
@@ -106,34 +107,35 @@ def _check_model_dir(path: Path) -> None:
         )
 
 
-INT8_RECIPE = "matmul-qint8-per-channel-reduce-range-v1"
+INT8_RECIPE = "per-token-int8-fused-v1"
 
 
-class _QuietQuantizer(logging.Filter):
-    """onnxruntime's quantizer logs on the root logger: a line per tensor it leaves alone
-    and advice meant for image models. Those are not the user's business; errors are
-    raised, not logged, and still get through."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        quantizer = os.path.join("onnxruntime", "quantization") in record.pathname
-        return record.levelno >= logging.ERROR or not quantizer
+def _num_heads(folder: Path) -> int | None:
+    """``num_attention_heads`` from the model folder's ``config.json``, if it says."""
+    try:
+        heads = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        value = heads.get("num_attention_heads")
+        return int(value) if isinstance(value, int) and value > 0 else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def int8_model_file(model_file: str | os.PathLike[str]) -> Path:
-    """``model_file`` with its matrix products in int8: the weights of every ``MatMul`` with a
-    constant weight quantized per output channel (7-bit range, so CPUs without VNNI do not
-    saturate), activations quantized per call (onnxruntime's dynamic quantization).
+    """``model_file`` rewritten to run in int8 and batch safely (``int8_graph.build_int8``):
+    constant-folded by onnxruntime (weights stored as int8 plus a dequantizing ``Cast``/
+    ``Mul``, as in the packaged all-MiniLM-L6-v2, become plain weights), attention and GELU
+    fused into single nodes, every matrix product with a constant weight in int8 with
+    per-token activation scales and per-channel 7-bit weights.
 
     Made once per model file and onnxruntime version and cached under
     ``$XDG_CACHE_HOME/headroom-integrations/models/int8/``. Needs the ``onnx`` package (to
-    write the model; not needed to run it). The model is first constant-folded by
-    onnxruntime, so weights stored as int8 plus a dequantizing ``Cast``/``Mul`` (as in the
-    packaged all-MiniLM-L6-v2) become plain weights the quantizer can take.
+    write the model; not needed to run it). The rewrite is checked against the float graph
+    on sample tokens before it is cached.
 
-    Measured on the packaged all-MiniLM-L6-v2 (2 cores, ``python -m bench.embed_throughput``):
-    1.6-2.3x the texts per second and a faster single query (run one text per call, as
-    ``FastEmbedEmbedder`` does), cosine to the float arithmetic 0.99 on average (lowest 0.966
-    over the benchmark's 300 LoCoMo turns).
+    Measured on the packaged all-MiniLM-L6-v2 (2 cores): cosine to the float vectors 0.9955
+    on average, lowest 0.988, over 300 ingest texts and 300 LoCoMo turns; one text per run
+    about as fast as the float-free per-tensor int8 it replaced; see ``FastEmbedEmbedder``
+    for batches.
     """
     import onnxruntime as ort
 
@@ -147,47 +149,40 @@ def int8_model_file(model_file: str | os.PathLike[str]) -> Path:
     if target.is_file():
         return target
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:  # onnxruntime.quantization imports the onnx package
+        import onnx
+    except ImportError as exc:
         raise EmbedderUnavailableError(
             f"converting {source} to int8 needs the onnx package ({exc}); install it with "
             "`pip install onnx`, or pass FastEmbedEmbedder(quantize=False)"
         ) from exc
-    logger.info("converting %s to int8 matrix products (once, a few seconds)", source)
+    from .int8_graph import build_int8
+
+    logger.info("converting %s to int8 (once, a few seconds)", source)
     work = target_dir.with_name(f"{key}.tmp{os.getpid()}.{threading.get_ident()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    quiet = _QuietQuantizer()
-    logging.getLogger().addFilter(quiet)
     try:
         folded = work / "folded.onnx"
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.optimized_model_filepath = str(folded)
+        options.log_severity_level = 3
         ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
-        quantize_dynamic(
-            folded,
-            work / MODEL_FILE,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            reduce_range=True,
-            op_types_to_quantize=["MatMul"],
-        )
+        model, report = build_int8(onnx.load(str(folded)), _num_heads(source.parent))
+        logger.info("int8 model of %s: %s", source, report)
+        onnx.save(model, str(work / MODEL_FILE))
         folded.unlink()
         try:
             os.replace(work, target_dir)
         except OSError:  # another process finished first; its file is the same
             if not target.is_file():
                 raise
-    except EmbedderUnavailableError:
-        raise
     except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime raise many kinds here
         raise EmbedderUnavailableError(
             f"could not convert {source} to int8 ({type(exc).__name__}: {exc}); pass "
             "FastEmbedEmbedder(quantize=False) to run the model as it is"
         ) from exc
     finally:
-        logging.getLogger().removeFilter(quiet)
         shutil.rmtree(work, ignore_errors=True)
     return target
 
@@ -252,7 +247,7 @@ class FastEmbedEmbedder:
                 # side by side; float: batches on onnxruntime's threads
                 threads=threads if threads is not None else (1 if quantize else None),
                 model_file=model_file,
-                per_text=quantize,
+                equal_lengths=quantize,
                 workers=workers if workers is not None else min(4, os.cpu_count() or 1),
             )
             self.quantized = quantize
@@ -353,13 +348,15 @@ class _LocalOnnxModel:
 
     Two ways to run the texts of one call:
 
-    - batched (``per_text=False``, the float model): sorted by token count and cut into
-      batches of at most ``batch_size`` texts and ``TOKENS_PER_BATCH`` padded tokens;
-    - one text per model run (``per_text=True``, the int8 model), the runs spread over
-      ``workers`` threads (the caller is one) on the one session. The int8 model quantizes
-      its activations per run, from the run's own values, so a text run beside others would
-      get a vector that depends on its batch-mates (cosine ~0.99 to its own); run alone it
-      always gets the same vector, in a query or in any batch, and no padding is computed.
+    - padded batches (``equal_lengths=False``, the float model): sorted by token count and
+      cut into batches of at most ``batch_size`` texts and ``TOKENS_PER_BATCH`` padded
+      tokens, run one after another on the caller's thread;
+    - batches of equal token counts (``equal_lengths=True``, the int8 model): texts of the
+      same length go together (at most ``batch_size`` texts and ``TOKENS_PER_BATCH`` tokens
+      per batch), so no row is ever padded, and the batches are dealt to ``workers`` threads
+      (the caller is one) by their token counts. The int8 model computes each token row from
+      its own values only (per-token scales, ``int8_graph``) and no padding enters a row, so
+      a text gets exactly the same vector alone (a query) or in any batch.
     """
 
     TOKENS_PER_BATCH = 256  # padded tokens per model batch (rows x longest row)
@@ -370,7 +367,7 @@ class _LocalOnnxModel:
         threads: int | None = None,
         model_file: Path | None = None,
         *,
-        per_text: bool = False,
+        equal_lengths: bool = False,
         workers: int = 1,
     ) -> None:
         import onnxruntime as ort
@@ -390,7 +387,7 @@ class _LocalOnnxModel:
         tokenizer, _ = load_tokenizer(folder)
         tokenizer.no_padding()  # each batch is padded here, to its own longest text
         self.tokenizer = tokenizer
-        self.per_text = per_text
+        self.equal_lengths = equal_lengths
         self.workers = max(1, workers)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -398,8 +395,8 @@ class _LocalOnnxModel:
     def embed(self, texts: list[str], batch_size: int) -> Vector:
         encodings = self.tokenizer.encode_batch(texts)
         ids = [e.ids for e in encodings]
-        if self.per_text:
-            return _normalise(self._each(ids))
+        if self.equal_lengths:
+            return _normalise(self._equal_length_batches(ids, batch_size))
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         batches: list[list[int]] = [[]]
         for i in order:  # sorted ascending, so the row just added is the batch's longest
@@ -413,22 +410,33 @@ class _LocalOnnxModel:
             out[batch] = vectors
         return _normalise(out)
 
-    def _each(self, ids: list[list[int]]) -> Vector:
-        """Each text in its own run; longest first, dealt round-robin to the workers so each
-        gets about the same number of tokens."""
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        lanes = max(1, min(self.workers, len(ids) // 4))  # a few texts: not worth a thread
-        shares = [order[k::lanes] for k in range(lanes)]
+    def _equal_length_batches(self, ids: list[list[int]], batch_size: int) -> Vector:
+        """Batches of texts with the same token count, biggest first, each given to the
+        worker with the fewest tokens so far."""
+        by_length: dict[int, list[int]] = {}
+        for i, row in enumerate(ids):
+            by_length.setdefault(len(row), []).append(i)
+        batches: list[list[int]] = []
+        for length, members in by_length.items():
+            per_batch = max(1, min(batch_size, self.TOKENS_PER_BATCH // max(1, length)))
+            batches += [members[k : k + per_batch] for k in range(0, len(members), per_batch)]
+        batches.sort(key=lambda b: -len(b) * len(ids[b[0]]))
+        lanes = max(1, min(self.workers, len(batches), len(ids) // 4))  # a few: no thread
+        shares: list[list[list[int]]] = [[] for _ in range(lanes)]
+        load = [0] * lanes
+        for batch in batches:
+            lane = load.index(min(load))
+            shares[lane].append(batch)
+            load[lane] += len(batch) * len(ids[batch[0]])
 
-        def run(share: list[int]) -> list[Vector]:
-            return [self._run([ids[i]]) for i in share]
+        def run(share: list[list[int]]) -> list[tuple[list[int], Vector]]:
+            return [(batch, self._run([ids[i] for i in batch])) for batch in share]
 
         pending = [self._executor().submit(run, share) for share in shares[1:]]
-        done = [run(shares[0])] + [f.result() for f in pending]
-        out = np.empty((len(ids), done[0][0].shape[1]), dtype=np.float32)
-        for share, vectors in zip(shares, done):
-            for i, v in zip(share, vectors):
-                out[i] = v[0]
+        done = run(shares[0]) + [item for f in pending for item in f.result()]
+        out = np.empty((len(ids), done[0][1].shape[1]), dtype=np.float32)
+        for batch, vectors in done:
+            out[batch] = vectors
         return out
 
     def _executor(self) -> ThreadPoolExecutor:
