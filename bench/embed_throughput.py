@@ -16,8 +16,9 @@ ratios are reported, with the load average.
   ``FastEmbedEmbedder`` used it before session 4 (texts sorted by characters,
   ``embed(batch_size=32)``); then ``new`` is ``FastEmbedEmbedder(quantize=False)``, as in
   session 4's table.
-- new (with ``--old float``): ``FastEmbedEmbedder()``: int8 matrix products, one model run
-  per text, runs side by side on one-thread calls (``workers``, up to 4).
+- new (with ``--old float``): ``FastEmbedEmbedder()``: the int8 graph (fused attention and
+  GELU, per-token int8 matrix products), texts batched by equal token count, batches side
+  by side on one-thread calls (``workers``, up to 4).
 
 Texts, fed ``--chunk`` (100) at a time as ``add_many`` does: the latency benchmark's ingest
 texts (``bench.latency.make_texts``) and LoCoMo turns (text + image caption, as
@@ -165,9 +166,10 @@ OLD_LABEL = {
     "default intra-op threads with spinning)",
 }
 NEW_LABEL = {
-    "float": "`FastEmbedEmbedder()`: int8 matrix products (`int8_model_file`), one model run "
-    "per text (so a text's vector never depends on its batch), runs side by side on "
-    "one-thread calls",
+    "float": "`FastEmbedEmbedder()`: int8 graph (`int8_model_file`: fused attention and GELU, "
+    "int8 matrix products with per-token activation scales), texts batched with texts of "
+    "the same token count (so a text's vector never depends on its batch), batches side by "
+    "side on one-thread calls",
     "fastembed": "`FastEmbedEmbedder(quantize=False)`: one tokenization, sorted by token "
     "count, batches of <= 256 padded tokens (and <= 32 texts), one onnxruntime call at a time "
     "with its default intra-op threads",

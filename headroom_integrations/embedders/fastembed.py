@@ -132,10 +132,9 @@ def int8_model_file(model_file: str | os.PathLike[str]) -> Path:
     write the model; not needed to run it). The rewrite is checked against the float graph
     on sample tokens before it is cached.
 
-    Measured on the packaged all-MiniLM-L6-v2 (2 cores): cosine to the float vectors 0.9955
-    on average, lowest 0.988, over 300 ingest texts and 300 LoCoMo turns; one text per run
-    about as fast as the float-free per-tensor int8 it replaced; see ``FastEmbedEmbedder``
-    for batches.
+    Measured on the packaged all-MiniLM-L6-v2 (2 cores, ``python -m bench.embed_throughput``):
+    cosine to the float vectors 0.996 on average (lowest 0.974 over its 300 LoCoMo turns);
+    throughput in ``FastEmbedEmbedder``.
     """
     import onnxruntime as ort
 
@@ -190,13 +189,14 @@ def int8_model_file(model_file: str | os.PathLike[str]) -> Path:
 class FastEmbedEmbedder:
     """Sentence embeddings from a local ONNX model (default: all-MiniLM-L6-v2, int8, 384-d).
 
-    Local model folder, ``quantize=True`` (the default): the model's matrix products run in
-    int8 (``int8_model_file``, converted once and cached); name
-    ``fastembed:local/all-MiniLM-L6-v2-int8-dynamic``. Each text is one model run (int8
-    activations are scaled per run, so a text run beside others would get a vector that
-    depends on them); ``embed_documents`` spreads the runs over ``workers`` threads (default
-    ``min(4, cpu count)``, the caller is one), each run on ``threads`` onnxruntime threads
-    (default 1). So a text has one vector, in a query or in any batch.
+    Local model folder, ``quantize=True`` (the default): the model runs in int8
+    (``int8_model_file``, converted once and cached: fused attention and GELU, int8 matrix
+    products with per-token activation scales); name
+    ``fastembed:local/all-MiniLM-L6-v2-int8-per-token``. ``embed_documents`` batches texts of
+    equal token counts (no padding) and spreads the batches over ``workers`` threads
+    (default ``min(4, cpu count)``, the caller is one), each run on ``threads`` onnxruntime
+    threads (default 1). A token row's int8 arithmetic depends on that row only, so a text
+    has exactly one vector, in a query or in any batch.
 
     ``quantize=False``: the float arithmetic of the same file (name
     ``fastembed:local/all-MiniLM-L6-v2-int8``, the default before), vectors equal to
@@ -207,9 +207,9 @@ class FastEmbedEmbedder:
 
     Int8 against float, measured in one process on 2 cores (``python -m
     bench.embed_throughput``, ``bench/results/embed_throughput.md``): the latency benchmark's
-    ingest texts 355 -> 561/s (x1.58), LoCoMo turns 152 -> 340/s (x2.3), one query 4.77 ->
-    2.64 ms p50; cosine to the float vectors >= 0.966 on those texts. On LoCoMo (``python -m
-    bench.locomo``) the engine's hybrid recall@5/10 moved 0.713/0.803 -> 0.711/0.800. A
+    ingest texts 389 -> 985/s (x2.53), LoCoMo turns 169 -> 420/s (x2.45), one query 4.79 ->
+    2.98 ms p50; cosine to the float vectors >= 0.974 on those texts. On LoCoMo (``python -m
+    bench.locomo``) the engine's hybrid recall@5/10/25 is 0.711/0.803/0.868 with either. A
     store records the embedder's name, so the two are never mixed in one store; a store the
     float one wrote keeps opening with it (see ``storage.factory``) until ``headroom-memory
     reindex``.
@@ -243,7 +243,7 @@ class FastEmbedEmbedder:
             self._dim = dimension or LOCAL_MODEL_DIM
             self._local: _LocalOnnxModel | None = _LocalOnnxModel(
                 folder,
-                # int8: one thread per run (a single text gains nothing from two), runs
+                # int8: one thread per run (a ~15-token batch gains little from two), runs
                 # side by side; float: batches on onnxruntime's threads
                 threads=threads if threads is not None else (1 if quantize else None),
                 model_file=model_file,
