@@ -40,6 +40,9 @@ class _Graph:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.graph = model.graph
+        self._index()
+
+    def _index(self) -> None:
         self.consts = {i.name: i for i in self.graph.initializer}
         self.producer = {o: n for n in self.graph.node for o in n.output}
         self.consumers: dict[str, list[Any]] = defaultdict(list)
@@ -123,7 +126,7 @@ class _Graph:
             from onnx import helper
 
             self.model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
-        self.__init__(self.model)  # type: ignore[misc]  # re-index the new graph
+        self._index()
 
 
 def _up(g: _Graph, name: str) -> tuple[str, float]:
