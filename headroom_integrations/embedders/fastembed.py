@@ -460,9 +460,14 @@ class _LocalOnnxModel:
             feed["attention_mask"] = mask
         if "token_type_ids" in self.inputs:
             feed["token_type_ids"] = np.zeros_like(input_ids)
-        hidden = self.session.run(None, feed)[0]
-        summed = np.einsum("btd,bt->bd", hidden, mask.astype(hidden.dtype))
-        return (summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)).astype(np.float32)
+        return mean_pool(self.session.run(None, feed)[0], mask)
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> Vector:
+    """Mean of a model's last hidden state (batch, tokens, dims) over each row's real tokens
+    (``mask`` 1), as float32."""
+    summed = np.einsum("btd,bt->bd", hidden, mask.astype(hidden.dtype))
+    return (summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)).astype(np.float32)
 
 
 def _normalise(matrix: Vector) -> Vector:

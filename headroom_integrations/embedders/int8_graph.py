@@ -330,8 +330,9 @@ def quantize_per_token(model: Any, weight_levels: int = WEIGHT_LEVELS) -> int:
     return count
 
 
-def _sample_feeds(model: Any) -> list[dict[str, np.ndarray]]:
-    """A few token batches (one padded) in the shapes the embedder feeds."""
+def _sample_feeds(model: Any) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """A few token batches (one padded) in the shapes the embedder feeds, each with the
+    mask of its real tokens."""
     names = {i.name for i in model.graph.input}
     feeds = []
     rng = np.random.default_rng(0)
@@ -342,13 +343,15 @@ def _sample_feeds(model: Any) -> list[dict[str, np.ndarray]]:
         if padded_from is not None:
             ids[1, padded_from:], mask[1, padded_from:] = 0, 0
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        feeds.append({k: v for k, v in feed.items() if k in names})
+        feeds.append(({k: v for k, v in feed.items() if k in names}, mask))
     return feeds
 
 
-def _pooled(model: Any, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """Mean-pooled, normalised last hidden state of each sample row."""
+def _pooled(model: Any, feeds: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> np.ndarray:
+    """Each sample row's vector as the embedder makes it (mean-pooled, normalised)."""
     import onnxruntime as ort
+
+    from .fastembed import _normalise, mean_pool
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # onnxruntime's notes on dropped initializers: not news
@@ -356,11 +359,8 @@ def _pooled(model: Any, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
     out = []
-    for feed in feeds:
-        hidden = session.run(None, feed)[0]
-        mask = feed.get("attention_mask", np.ones_like(feed["input_ids"])).astype(np.float32)
-        pooled = np.einsum("btd,bt->bd", hidden, mask) / mask.sum(axis=1, keepdims=True)
-        out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
+    for feed, mask in feeds:
+        out.append(_normalise(mean_pool(session.run(None, feed)[0], mask)))
     return np.concatenate(out)
 
 
